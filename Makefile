@@ -1,0 +1,41 @@
+# The two commands of the README:
+#   make book   - set up .venv, execute every chapter (papermill, default preset), render HTML
+#   make test   - set up .venv, run the tests (unit tests + the whole book executed and checked)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PRESET ?= cpu
+SEED   ?= 0
+
+.PHONY: install book test unit chapter bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned to the CPU build on this machine's disk: a bare `pip install torch`
+	# pulls a multi-GB CUDA build. Elsewhere any torch >= 2.1 works.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[book,test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+book: install
+	$(BIN)/python tools/run_book.py --preset $(PRESET) --seed $(SEED)
+
+test: install
+	$(BIN)/python -m pytest -ra
+
+unit: install
+	$(BIN)/python -m pytest -ra -m "not book"
+
+# make chapter NB=associative_vs_geometric PRESET=cpu SEED=1
+chapter: install
+	$(BIN)/python tools/run_book.py --only $(NB) --preset $(PRESET) --seed $(SEED) --no-html
+
+bench: install
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf build book/_build

@@ -1,0 +1,140 @@
+"""Decoding and accuracies: path finding (greedy, exact match, per position, ``n1``) and
+edge memorisation (top-k recall)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .graphs import Graph
+from .tasks import IGNORE, Examples, PathStarTask, Vocab
+
+__all__ = ["greedy_decode", "path_accuracy", "teacher_forced_accuracy", "edge_scores", "edge_recall",
+           "pathstar_metrics", "edge_metrics"]
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def greedy_decode(model, prefix: torch.Tensor, length: int, batch_size: int = 4096,
+                  allowed: int | None = None) -> torch.Tensor:
+    """Greedily extend each row of ``prefix`` (M, P) by ``length`` tokens. ``allowed`` restricts
+    the argmax to tokens ``< allowed`` (node tokens), as the target is always a node."""
+    out = []
+    for chunk in prefix.split(batch_size):
+        seq = chunk.to(_device(model))
+        for _ in range(length):
+            logits, _ = model(seq)
+            last = logits[:, -1, :allowed] if allowed else logits[:, -1]
+            seq = torch.cat([seq, last.argmax(-1, keepdim=True)], 1)
+        out.append(seq[:, chunk.shape[1]:].cpu())
+    return torch.cat(out)
+
+
+def path_accuracy(model, paths: Examples, vocab: Vocab, batch_size: int = 4096) -> dict:
+    """Greedy decoding of ``[PATH] leaf [PAUSE]`` prompts: exact match of the whole path,
+    accuracy of ``n1`` and of every position (``pos0`` = root ... ``pos{l-1}`` = leaf)."""
+    l = paths.inputs.shape[1] - 2
+    truth = torch.cat([paths.inputs[:, 3:], paths.targets[:, -1:]], 1)  # root .. leaf
+    pred = greedy_decode(model, paths.inputs[:, :3], l, batch_size, allowed=vocab.num_nodes)
+    correct = (pred == truth).float()
+    res = {"full_path": correct.all(1).float().mean().item(), "n1": correct[:, 1].mean().item()}
+    res.update({f"pos{i}": correct[:, i].mean().item() for i in range(l)})
+    return res
+
+
+@torch.no_grad()
+def teacher_forced_accuracy(model, data: Examples, batch_size: int = 4096) -> np.ndarray:
+    """Per-position accuracy with the true previous tokens given (NaN where nothing is supervised).
+    Note the Clever Hans cheat: given the true previous node, each later path token is a single
+    edge lookup, so high teacher-forced accuracy there says nothing about planning."""
+    t = data.inputs.shape[1]
+    hits, counts = torch.zeros(t), torch.zeros(t)
+    for inp, tgt in zip(data.inputs.split(batch_size), data.targets.split(batch_size)):
+        logits, _ = model(inp.to(_device(model)))
+        mask = tgt != IGNORE
+        ok = (logits.argmax(-1).cpu() == tgt) & mask
+        hits += ok.sum(0).float()
+        counts += mask.sum(0).float()
+    return (hits / counts.clamp(min=1)).where(counts > 0, torch.tensor(float("nan"))).numpy()
+
+
+@torch.no_grad()
+def edge_scores(model, vocab: Vocab, nodes: np.ndarray | None = None, batch_size: int = 4096) -> torch.Tensor:
+    """Logits over the node tokens after ``[EDGE] u`` for each ``u`` in ``nodes`` (default all):
+    (len(nodes), N). Shallow models (no context) are queried with ``u`` alone."""
+    n = vocab.num_nodes
+    nodes = torch.arange(n) if nodes is None else torch.as_tensor(nodes)
+    rows = []
+    for chunk in nodes.split(batch_size):
+        if hasattr(model, "scores") and not hasattr(model, "hidden"):
+            logits = model(chunk[:, None].to(_device(model)))[0][:, 0]
+        else:
+            idx = torch.stack([torch.full_like(chunk, vocab["[EDGE]"]), chunk], 1).to(_device(model))
+            logits = model(idx)[0][:, -1]
+        rows.append(logits[:, :n].float().cpu())
+    return torch.cat(rows)
+
+
+def edge_recall(scores: torch.Tensor | np.ndarray, graph: Graph, k: int | str = 1, directed=None,
+                exclude_self: bool = True) -> float:
+    """Share of directed edges ``u -> v`` whose ``v`` is in the top-``k`` of row ``u`` of ``scores``.
+
+    ``k="degree"`` uses ``k = deg(u)``: recall 1.0 then means every node ranks exactly its
+    neighbours first (top-1 has an ambiguity ceiling when a node has two neighbours)."""
+    s = torch.as_tensor(np.asarray(scores), dtype=torch.float64).clone()
+    if s.shape != (graph.num_nodes, graph.num_nodes):
+        raise ValueError(f"scores must be (N, N) = ({graph.num_nodes}, {graph.num_nodes}), got {tuple(s.shape)}")
+    if exclude_self:
+        s.fill_diagonal_(-torch.inf)
+    e = torch.as_tensor(graph.directed_edges if directed is None else directed)
+    u, v = e[:, 0], e[:, 1]
+    # rank of v in row u = number of entries strictly larger (ties broken in v's favour)
+    rank = (s[u] > s[u, v][:, None]).sum(1)
+    kk = torch.as_tensor(graph.degree)[u] if k == "degree" else torch.full_like(rank, int(k))
+    return (rank < kk).double().mean().item()
+
+
+def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = False, edges: bool = False,
+                     probe: bool = True, max_paths: int = 4096):
+    """An ``evaluate`` callback for :func:`geomlib.train.train` on the path-star task.
+
+    Returns held-out full-path and ``n1`` accuracy (``test_full``, ``test_n1``), optionally the
+    training paths' accuracy, edge recall (any true neighbour as top-1) and the nearest-child
+    geometry probe on held-out leaves."""
+    from .geometry import nearest_child_probe
+
+    def evaluate(model) -> dict:
+        out = {}
+        if heldout:
+            acc = path_accuracy(model, task.test_paths[:max_paths], task.vocab)
+            out.update(test_full=acc["full_path"], test_n1=acc["n1"])
+        if train:
+            acc = path_accuracy(model, task.train_paths[:max_paths], task.vocab)
+            out.update(train_full=acc["full_path"])
+        if edges:
+            e = task.edges
+            logits = model(e.inputs.to(_device(model)))[0][:, -1, : task.vocab.num_nodes]
+            pred = logits.argmax(-1).cpu().numpy()
+            u = e.inputs[:, 1].numpy()
+            out["edge_top1_neighbour"] = float(task.graph.adjacency[u, pred].mean())
+        if probe:
+            out["probe"] = nearest_child_probe(model.token_embeddings(), task.graph, task.test_arms)
+        return out
+
+    return evaluate
+
+
+def edge_metrics(graph: Graph, vocab: Vocab, k: int | str = "degree", level: bool = True):
+    """An ``evaluate`` callback for edge memorisation: top-``k`` edge recall and, if ``level``,
+    the geometric level of the token embeddings."""
+    from .geometry import geometric_level
+
+    def evaluate(model) -> dict:
+        out = {"recall": edge_recall(edge_scores(model, vocab), graph, k)}
+        if level:
+            out["geometric_level"] = geometric_level(model.token_embeddings()[: graph.num_nodes], graph)
+        return out
+
+    return evaluate

@@ -1,0 +1,119 @@
+"""Reading memory out of embedding geometry: cosines, geometric level, the nearest-child probe,
+PCA, distance profiles, and the geometric margin of a linear net."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .graphs import Graph
+
+__all__ = ["cosine_matrix", "geometric_level", "nearest_child_probe", "pca", "cosine_by_distance",
+           "two_hop_auc", "geometric_margin", "ring_order_fraction"]
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def cosine_matrix(E) -> np.ndarray:
+    """Node-by-node cosine similarity of the rows of ``E``."""
+    e = _np(E)
+    norms = np.linalg.norm(e, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError("an embedding row is exactly zero: its cosine similarity is undefined")
+    e = e / norms
+    return e @ e.T
+
+
+def geometric_level(E, graph: Graph) -> float:
+    """Mean cosine similarity between the embeddings of the two ends of each edge."""
+    e = _np(E)[: graph.num_nodes]
+    e = e / np.linalg.norm(e, axis=1, keepdims=True)
+    u, v = graph.edges[:, 0], graph.edges[:, 1]
+    return float(np.mean(np.sum(e[u] * e[v], axis=1)))
+
+
+def nearest_child_probe(E, graph: Graph, arms=None) -> float:
+    """Share of leaves (of ``arms``; default all) whose embedding is, among the root's children,
+    most cosine-similar to their own arm's first node ``n1``. Chance is ``1/d``."""
+    if not graph.is_path_star or graph.paths.shape[1] < 3:
+        raise ValueError("the nearest-child probe needs a path-star graph with l >= 3")
+    arms = np.arange(len(graph.paths)) if arms is None else np.asarray(arms)
+    e = _np(E)
+    children = graph.paths[:, 1]
+    leaves = graph.paths[arms, -1]
+    c = e[children] / np.linalg.norm(e[children], axis=1, keepdims=True)
+    lv = e[leaves] / np.linalg.norm(e[leaves], axis=1, keepdims=True)
+    return float(np.mean((lv @ c.T).argmax(1) == arms))
+
+
+def pca(E, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Project the centred rows of ``E`` on their top-``k`` principal axes.
+    Returns (coordinates (N, k), explained-variance ratios (k,))."""
+    e = _np(E)
+    e = e - e.mean(0)
+    u, s, _ = np.linalg.svd(e, full_matrices=False)
+    var = s**2 / max((s**2).sum(), 1e-300)
+    return u[:, :k] * s[:k], var[:k]
+
+
+def cosine_by_distance(E, graph: Graph) -> dict[int, float]:
+    """Mean cosine similarity of node pairs at each hop distance (1, 2, ...)."""
+    cos, dist = cosine_matrix(E)[: graph.num_nodes, : graph.num_nodes], graph.distances
+    out = {}
+    for k in np.unique(dist[np.isfinite(dist) & (dist > 0)]).astype(int):
+        out[int(k)] = float(cos[dist == k].mean())
+    return out
+
+
+def two_hop_auc(S, graph: Graph) -> float:
+    """Probability that, for a node ``u``, a 2-hop neighbour scores above a node 3 or more hops
+    away (or in another component) in row ``u`` of ``S``; ties count one half. 0.5 = no structure.
+    No 2-hop pair is ever in the edge data: this is structure the data never stated."""
+    s, dist = _np(S), graph.distances
+    wins, total = 0.0, 0
+    for u in range(graph.num_nodes):
+        near, far = s[u, dist[u] == 2], s[u, dist[u] >= 3]
+        if len(near) and len(far):
+            diff = near[:, None] - far[None, :]
+            wins += float((diff > 0).sum() + 0.5 * (diff == 0).sum())
+            total += diff.size
+    if total == 0:
+        raise ValueError(f"{graph.name} has no (2-hop, far) node pairs to compare")
+    return wins / total
+
+
+def geometric_margin(E, W, graph: Graph) -> dict:
+    """Read a linear net's memory off its geometry alone.
+
+    With ``E = U S V^T`` keep only the diagonal of ``W`` in the right-singular basis,
+    ``lam = diag(V^T W V)``; the *skewed* logits are ``E V diag(lam) V^T E^T``. The margin is the
+    mean over nodes of (best true-edge logit - best non-edge logit), self excluded. Positive: the
+    edges can be read off the geometry; negative: the memory sits in the off-diagonal,
+    associative part of ``W``. Also returns the skewed logits' top-1 neighbour accuracy."""
+    e, w = _np(E), _np(W)
+    _, _, vt = np.linalg.svd(e, full_matrices=False)
+    v = vt.T
+    lam = np.diag(v.T @ w @ v)
+    z = e @ v @ np.diag(lam) @ v.T @ e.T
+    adj = graph.adjacency.astype(bool)
+    np.fill_diagonal(z, np.nan)
+    true_best = np.where(adj, z, -np.inf).max(1)
+    off = ~adj
+    np.fill_diagonal(off, False)
+    false_best = np.where(off, z, -np.inf).max(1)
+    top1 = np.nanargmax(z, axis=1)
+    return {"margin": float(np.mean(true_best - false_best)), "skewed_top1": float(adj[np.arange(len(z)), top1].mean()),
+            "lam": lam}
+
+
+def ring_order_fraction(E, graph: Graph) -> float:
+    """Sort the nodes by their angle in the embedding's top-2 PCA plane and return the share of
+    consecutive nodes (cyclically) that are joined by an edge: 1.0 when the PCA picture is the
+    graph's own ring, about ``2/N`` for a random arrangement of a cycle."""
+    xy, _ = pca(E[: graph.num_nodes], 2)
+    order = np.argsort(np.arctan2(xy[:, 1], xy[:, 0]))
+    a = graph.adjacency
+    return float(np.mean(a[order, np.roll(order, -1)]))

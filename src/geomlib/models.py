@@ -1,0 +1,314 @@
+"""The models of the paper, in plain torch.
+
+Every model maps a batch of token rows ``idx`` (B, T) to next-token logits and, given
+``targets`` (B, T) with :data:`~geomlib.tasks.IGNORE` where no loss is taken, returns
+``(logits, loss)`` with logits computed **only at the target positions** (the output matmul
+over the vocabulary dominates the cost on CPU).
+
+* :class:`GPT`: nanoGPT-style decoder, learned positions, pre-LayerNorm, tied embeddings.
+* :class:`Mamba`: selective state-space blocks (pure torch, sequential scan), tied embeddings.
+* :class:`LinearNet`: ``logits = E W E^T``; ``freeze_embeddings=True`` is the associative control.
+* :class:`Node2Vec`: 1-hop, tied, full softmax: ``P(v | u) = softmax_v(<E_u, E_v>)``.
+
+The two shallow models (LinearNet, Node2Vec) read only the token at each target position: they
+have no context, the query node *is* the input.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .tasks import IGNORE
+
+__all__ = ["GPTConfig", "GPT", "MambaConfig", "Mamba", "LinearNet", "Node2Vec", "build_model", "count_parameters"]
+
+
+def _logits_and_loss(h: torch.Tensor, targets: torch.Tensor | None, head):
+    """Apply ``head`` at target positions only and return (logits, mean cross-entropy)."""
+    if targets is None:
+        return head(h), None
+    mask = targets != IGNORE
+    logits = head(h[mask])
+    loss = F.cross_entropy(logits.float(), targets[mask])
+    return logits, loss
+
+
+# --------------------------------------------------------------------------- Transformer
+@dataclass
+class GPTConfig:
+    vocab_size: int
+    block_size: int
+    n_layer: int = 2
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    tied: bool = True
+    freeze_embeddings: bool = False  # the associative control: token embeddings stay random
+    init_std: float = 0.02
+    emb_init_std: float | None = None  # token-embedding init scale (default: init_std)
+    bias: bool = True
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = cfg.dropout
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.c_attn(x).split(c, dim=2)
+        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        return self.c_proj(y.transpose(1, 2).reshape(b, t, c))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.drop(self.c_proj(F.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, 0.0, cfg.init_std / math.sqrt(2 * cfg.n_layer))
+        nn.init.normal_(self.wte.weight, 0.0, cfg.emb_init_std or cfg.init_std)
+        if cfg.tied:
+            self.lm_head.weight = self.wte.weight
+        if cfg.freeze_embeddings:
+            self.wte.weight.requires_grad_(False)
+
+    def _init(self, m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, self.config.init_std)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        t = idx.shape[1]
+        if t > self.config.block_size:
+            raise ValueError(f"sequence length {t} exceeds block_size {self.config.block_size}")
+        x = self.drop(self.wte(idx) + self.wpe(torch.arange(t, device=idx.device)))
+        for block in self.h:
+            x = block(x)
+        return self.ln_f(x)
+
+    def forward(self, idx, targets=None):
+        return _logits_and_loss(self.hidden(idx), targets, self.lm_head)
+
+    def token_embeddings(self) -> torch.Tensor:
+        """The input embedding table (vocab, width): where the geometry is read."""
+        return self.wte.weight.detach()
+
+
+# --------------------------------------------------------------------------- Mamba
+@dataclass
+class MambaConfig:
+    vocab_size: int
+    n_layer: int = 2
+    d_model: int = 128
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    tied: bool = True
+    freeze_embeddings: bool = False
+    init_std: float = 0.02
+    block_size: int = 4096  # unused by the model (no positions); kept for a shared interface
+
+    def __post_init__(self):
+        for name in ("vocab_size", "n_layer", "d_model", "d_state", "d_conv", "expand"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+class MambaBlock(nn.Module):
+    """Selective SSM block (Gu & Dao 2023): in-proj, causal depthwise conv, input-dependent
+    (delta, B, C), diagonal state update ``h_t = exp(delta A) h_{t-1} + delta B x_t``, gated output."""
+
+    def __init__(self, cfg: MambaConfig):
+        super().__init__()
+        d_inner = cfg.expand * cfg.d_model
+        self.dt_rank = math.ceil(cfg.d_model / 16)
+        self.d_state = cfg.d_state
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.in_proj = nn.Linear(cfg.d_model, 2 * d_inner, bias=False)
+        self.conv = nn.Conv1d(d_inner, d_inner, cfg.d_conv, groups=d_inner, padding=cfg.d_conv - 1)
+        self.x_proj = nn.Linear(d_inner, self.dt_rank + 2 * cfg.d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, d_inner)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, cfg.d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
+        self.D = nn.Parameter(torch.ones(d_inner))
+        self.out_proj = nn.Linear(d_inner, cfg.d_model, bias=False)
+        with torch.no_grad():  # dt initialised in [1e-3, 1e-1] as in the reference implementation
+            dt = torch.exp(torch.rand(d_inner) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        xz = self.in_proj(self.norm(x))
+        u, z = xz.chunk(2, dim=-1)
+        u = F.silu(self.conv(u.transpose(1, 2))[..., :t].transpose(1, 2))
+        dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = F.softplus(self.dt_proj(dt)).float()  # (b, t, d_inner)
+        A = -torch.exp(self.A_log.float())  # (d_inner, n)
+        dA = torch.exp(delta.unsqueeze(-1) * A)  # (b, t, d_inner, n)
+        dBu = delta.unsqueeze(-1) * B.float().unsqueeze(2) * u.float().unsqueeze(-1)
+        h = torch.zeros(b, u.shape[-1], self.d_state, device=x.device)
+        ys = []
+        for i in range(t):  # sequences here are short (< 30 tokens): a plain scan is fast enough
+            h = dA[:, i] * h + dBu[:, i]
+            ys.append((h * C[:, i].float().unsqueeze(1)).sum(-1))
+        y = torch.stack(ys, 1).to(u.dtype) + u * self.D
+        return x + self.out_proj(y * F.silu(z))
+
+
+class Mamba(nn.Module):
+    def __init__(self, cfg: MambaConfig):
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.layers = nn.ModuleList(MambaBlock(cfg) for _ in range(cfg.n_layer))
+        self.norm_f = nn.LayerNorm(cfg.d_model)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        nn.init.normal_(self.wte.weight, 0.0, cfg.init_std)
+        nn.init.normal_(self.lm_head.weight, 0.0, cfg.init_std)
+        if cfg.tied:
+            self.lm_head.weight = self.wte.weight
+        if cfg.freeze_embeddings:
+            self.wte.weight.requires_grad_(False)
+
+    def hidden(self, idx):
+        x = self.wte(idx)
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm_f(x)
+
+    def forward(self, idx, targets=None):
+        return _logits_and_loss(self.hidden(idx), targets, self.lm_head)
+
+    def token_embeddings(self) -> torch.Tensor:
+        return self.wte.weight.detach()
+
+
+# --------------------------------------------------------------------------- shallow models
+class LinearNet(nn.Module):
+    """``logits(u) = E_u W E^T`` over the ``num_nodes`` nodes.
+
+    ``freeze_embeddings=True`` keeps ``E`` at its random init: every edge must then be stored
+    in ``W`` as a lookup (associative memory), none in the geometry of ``E``.
+    """
+
+    def __init__(self, num_nodes: int, width: int, init_std: float = 0.02, w_init_std: float | None = None,
+                 freeze_embeddings: bool = False, dropout: float = 0.0):
+        super().__init__()
+        if num_nodes < 2 or width < 1:
+            raise ValueError(f"LinearNet needs num_nodes >= 2 and width >= 1, got {num_nodes}, {width}")
+        self.num_nodes = num_nodes
+        self.E = nn.Parameter(torch.randn(num_nodes, width) * init_std, requires_grad=not freeze_embeddings)
+        self.W = nn.Parameter(torch.randn(width, width) * (init_std if w_init_std is None else w_init_std))
+        self.drop = nn.Dropout(dropout)
+
+    def scores(self) -> torch.Tensor:
+        """All logits, (N, N): row u is the model's answer to ``[EDGE] u``."""
+        return self.E @ self.W @ self.E.T
+
+    def forward(self, idx, targets=None):
+        return _logits_and_loss(self.drop(self.E[idx.clamp(max=self.num_nodes - 1)]), targets,
+                                lambda h: h @ self.W @ self.E.T)
+
+    def token_embeddings(self) -> torch.Tensor:
+        return self.E.detach()
+
+
+class Node2Vec(nn.Module):
+    """1-hop Node2Vec with a full softmax and tied embeddings: only a table ``E``.
+
+    It has no matrix in which to store a lookup, so whatever it memorises is geometry.
+    """
+
+    def __init__(self, num_nodes: int, dim: int = 100, init_std: float = 0.02):
+        super().__init__()
+        if num_nodes < 2 or dim < 1:
+            raise ValueError(f"Node2Vec needs num_nodes >= 2 and dim >= 1, got {num_nodes}, {dim}")
+        self.num_nodes = num_nodes
+        self.E = nn.Parameter(torch.randn(num_nodes, dim) * init_std)
+
+    def scores(self) -> torch.Tensor:
+        return self.E @ self.E.T
+
+    def forward(self, idx, targets=None):
+        return _logits_and_loss(self.E[idx.clamp(max=self.num_nodes - 1)], targets, lambda h: h @ self.E.T)
+
+    def token_embeddings(self) -> torch.Tensor:
+        return self.E.detach()
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Distinct parameters (tied weights counted once)."""
+    seen, total = set(), 0
+    for p in model.parameters():
+        if id(p) in seen or (trainable_only and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
+
+
+_MODELS = {"gpt": (GPT, GPTConfig), "mamba": (Mamba, MambaConfig)}
+
+
+def build_model(kind: str, **config) -> nn.Module:
+    """Build a sequence model from a plain dict (as stored in presets and caches)."""
+    if kind not in _MODELS:
+        raise ValueError(f"unknown model kind {kind!r}; choose from {sorted(_MODELS)}")
+    cls, cfg_cls = _MODELS[kind]
+    try:
+        cfg = cfg_cls(**config)
+    except TypeError as e:
+        raise ValueError(f"bad {kind} config: {e}") from None
+    return cls(cfg)
+
+
+def model_config(model: nn.Module) -> dict:
+    return asdict(model.config)

@@ -1,0 +1,105 @@
+"""The book as a product: table of contents, committed notebooks, Colab wiring, the executor,
+and (marked ``book``) the whole book executed at the default preset and built to HTML."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import notebooks  # noqa: E402
+
+BOOK = ROOT / "book"
+
+
+def test_every_toc_entry_exists():
+    files = notebooks.toc_files()
+    assert files[0] == "intro" and "report" in files
+    for f in files:
+        notebooks.resolve(BOOK, f)
+
+
+def test_notebooks_are_output_free_and_wired_to_colab():
+    nbs = notebooks.notebooks()
+    assert nbs
+    for nb in nbs:
+        assert notebooks.problems(nb) == [], nb.name
+
+
+def test_badges_follow_the_configured_repository():
+    url = notebooks.config()["repository"]["url"]
+    for nb in notebooks.notebooks():
+        cells = nbformat.read(nb, as_version=4).cells
+        assert f"/github/{url.removeprefix('https://github.com/')}/blob/main/book/{nb.name})" in cells[0].source
+        assert f"git+{url}@main" in cells[1].source and "google.colab" in cells[1].source
+        assert "remove-cell" in cells[1].metadata["tags"]
+
+
+def test_chapters_never_pin_torch():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert '"torch>=' in text and "torch==" not in text
+
+
+def _fixture_book(tmp_path: Path) -> Path:
+    book = tmp_path / "fixture_book"
+    book.mkdir()
+    (book / "_config.yml").write_text((BOOK / "_config.yml").read_text())
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: true_claim\n  - file: false_claim\n")
+    (book / "intro.md").write_text("# Fixture\n")
+    for name, value in [("true_claim", 0.95), ("false_claim", 0.5)]:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [
+            nbformat.v4.new_code_cell('preset: str = "cpu"\nseed: int = 0', metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(
+                "from geomlib import check_claim\n"
+                f"check_claim('fixture.{name}', {value}, '>=', 0.9, paper='p', description='d', chapter='{name}',"
+                " preset=preset, seed=seed)"),
+        ]
+        nbformat.write(nb, book / f"{name}.ipynb")
+    return book
+
+
+def _run_book(*args):
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "run_book.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_executor_fails_on_a_false_claim_and_names_it(tmp_path):
+    book = _fixture_book(tmp_path)
+    r = _run_book("--book", book, "--build", tmp_path / "build", "--only", "false_claim", "--no-html")
+    assert r.returncode == 1
+    assert "false_claim" in r.stderr and "fixture.false_claim" in r.stderr and "ClaimFailed" in r.stderr
+    partial = tmp_path / "build" / "fixture_book" / "false_claim.ipynb"
+    assert partial.exists()  # kept for inspection
+    assert json.loads((tmp_path / "build" / "ledger.json").read_text())["fixture.false_claim"]["status"] == "fail"
+
+
+def test_executor_succeeds_on_a_true_claim(tmp_path):
+    book = _fixture_book(tmp_path)
+    r = _run_book("--book", book, "--build", tmp_path / "build", "--only", "true_claim", "--no-html", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    row = json.loads((tmp_path / "build" / "ledger.json").read_text())["fixture.true_claim"]
+    assert row["status"] == "pass" and row["seed"] == 3 and row["preset"] == "cpu"
+    assert not nbformat.read(book / "true_claim.ipynb", as_version=4).cells[1].outputs  # sources stay clean
+    r = _run_book("--book", book, "--build", tmp_path / "build", "--only", "nope", "--no-html")
+    assert r.returncode == 2 and "not in _toc.yml" in r.stderr
+
+
+@pytest.mark.book
+def test_whole_book_executes_builds_and_every_claim_passes(tmp_path):
+    """The README's book command, into a temporary folder: every chapter at the default preset."""
+    r = _run_book("--build", tmp_path / "build", "--html-out", tmp_path)
+    print(r.stdout[-3000:])
+    assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-5000:]
+    ledger = json.loads((tmp_path / "build" / "ledger.json").read_text())
+    chapters = [nb.stem for nb in notebooks.notebooks() if notebooks.is_chapter(nbformat.read(nb, as_version=4))]
+    assert {row["chapter"] for row in ledger.values()} == set(chapters)  # every chapter recorded its claims
+    failed = {k: v for k, v in ledger.items() if v["status"] != "pass"}
+    assert not failed, failed
+    html = tmp_path / "_build" / "html"
+    assert (html / "index.html").exists() and (html / "report.html").exists()
+    report = (html / "report.html").read_text()
+    assert all(claim in report for claim in ledger)

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import torch
+
+from geomlib import geometry, spectral
+from geomlib.evaluate import edge_recall
+from geomlib.graphs import cycle, grid, path_star
+from geomlib.models import Node2Vec
+from geomlib.tasks import Vocab, edge_examples
+from geomlib.train import TrainConfig, train
+
+
+def test_geometric_level_hand_computed():
+    g = cycle(4, seed=None)  # edges 0-1, 1-2, 2-3, 3-0
+    e = np.array([[1.0, 0], [1, 0], [0, 1], [0, 1]])
+    # cosines: (0,1)=1, (1,2)=0, (2,3)=1, (3,0)=0
+    assert geometry.geometric_level(e, g) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        geometry.cosine_matrix(np.zeros((2, 2)))
+
+
+def test_edge_recall_hand_computed():
+    g = cycle(4, seed=None)
+    s = np.zeros((4, 4))
+    s[0, 1] = s[0, 3] = 1  # node 0 ranks both neighbours first
+    s[1, 0] = 1; s[1, 3] = 2  # node 1 ranks a non-neighbour first
+    assert edge_recall(s, g, k=2) == pytest.approx(7 / 8)  # only 1->2 missed (rows 2,3 tie at 0 -> count as hits)
+    assert edge_recall(s, g, k=1) == pytest.approx(6 / 8)
+    with pytest.raises(ValueError):
+        edge_recall(np.zeros((3, 3)), g)
+
+
+def test_nearest_child_probe():
+    g = path_star(3, 4, seed=0)
+    e = np.eye(g.num_nodes)[:, :3].copy() + 0.01  # placeholder
+    e = np.zeros((g.num_nodes, 3))
+    for a, p in enumerate(g.paths):
+        e[p[1:], a] = 1.0  # each arm along its own axis
+    e[g.root] = 1.0
+    assert geometry.nearest_child_probe(e, g) == 1.0
+    e2 = e.copy()
+    e2[g.paths[:, -1]] = np.roll(np.eye(3), 1, axis=1)  # every leaf points at the next arm
+    assert geometry.nearest_child_probe(e2, g) == 0.0
+
+
+def test_spectral_profile_of_an_eigenvector():
+    g = cycle(12, seed=None)
+    vals, vecs = spectral.eigenpairs(g)
+    assert np.all(np.diff(vals) <= 1e-12) and vals.shape == (11,)
+    prof = spectral.projection_profile(vecs[:, [0]], vecs)
+    assert prof[0] == 1.0 and np.allclose(prof[1:], 0, atol=1e-10)
+    assert vals[0] == pytest.approx(vals[1])  # the cycle's degenerate top pair
+    assert spectral.energy_share(vecs[:, :2], vecs, 2)["share"] == pytest.approx(1.0)
+
+
+def test_node2vec_on_a_cycle_is_spectral():
+    g = cycle(15, seed=0)
+    torch.manual_seed(0)
+    m = Node2Vec(g.num_nodes, 100, init_std=0.02)
+    train(m, edge_examples(g, Vocab(g.num_nodes)), TrainConfig(steps=600, lr=1.0, optimizer="sgd", schedule="constant",
+                                                                 grad_clip=None), progress=False)
+    vals, vecs = spectral.eigenpairs(g)
+    share = spectral.energy_share(m.token_embeddings(), vecs, 2)
+    assert share["share"] > 0.9 > share["random_baseline"] * 5
+    assert geometry.ring_order_fraction(m.token_embeddings(), g) == 1.0
+
+
+def test_two_hop_auc_and_distance_profile():
+    g = grid(3, 3, seed=None)
+    coords = np.array([[r, c] for r in range(3) for c in range(3)], float)
+    s = -np.abs(coords[:, None] - coords[None]).sum(-1)  # minus Manhattan distance = minus hop distance
+    assert geometry.two_hop_auc(s, g) == 1.0
+    assert geometry.two_hop_auc(np.zeros((9, 9)), g) == 0.5
+
+
+def test_geometric_margin_sign():
+    g = cycle(10, seed=None)
+    vals, vecs = spectral.eigenpairs(g)
+    e = vecs[:, :2] * 3  # a circle
+    geo = geometry.geometric_margin(e, np.eye(2), g)
+    assert geo["margin"] > 0 and geo["skewed_top1"] == 1.0
+    big = cycle(30, seed=None)
+    e_rand = np.random.default_rng(0).normal(size=(30, 64))
+    w = np.linalg.pinv(e_rand) @ (big.adjacency * 10) @ np.linalg.pinv(e_rand).T  # a pure lookup in W
+    assoc = geometry.geometric_margin(e_rand, w, big)
+    assert np.allclose(e_rand @ w @ e_rand.T, big.adjacency * 10)  # W alone recalls every edge...
+    assert assoc["margin"] < 0 and assoc["skewed_top1"] < 0.5  # ...but the geometry does not

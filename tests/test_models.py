@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from geomlib import models, tasks
+from geomlib.evaluate import edge_recall, edge_scores, path_accuracy
+from geomlib.graphs import cycle, path_star
+from geomlib.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def star_task():
+    return tasks.pathstar_task(4, 4, seed=0, train_fraction=0.75)
+
+
+def _fit(model, data, steps, lr=1e-2):
+    torch.manual_seed(0)
+    return train(model, data, TrainConfig(steps=steps, lr=lr, warmup=10), progress=False)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "mamba"])
+def test_sequence_models_overfit_edges_and_paths(kind, star_task):
+    t = star_task
+    extra = dict(block_size=16, n_layer=1, n_head=2, n_embd=32) if kind == "gpt" else dict(n_layer=1, d_model=32)
+    torch.manual_seed(0)
+    m = models.build_model(kind, vocab_size=t.vocab.size, **extra)
+    _fit(m, {"edges": t.edges, "paths": t.train_paths}, 300)
+    g = t.graph
+    assert edge_recall(edge_scores(m, t.vocab), g, k="degree") == 1.0
+    assert path_accuracy(m, t.train_paths, t.vocab)["full_path"] == 1.0
+
+
+@pytest.mark.parametrize("make", [lambda n: models.LinearNet(n, 32), lambda n: models.Node2Vec(n, 32, init_std=0.1),
+                                  lambda n: models.LinearNet(n, 64, init_std=0.125, w_init_std=0.0, freeze_embeddings=True)])
+def test_shallow_models_memorise_a_cycle(make):
+    g = cycle(8, seed=0)
+    v = tasks.Vocab(g.num_nodes)
+    torch.manual_seed(0)
+    m = make(g.num_nodes)
+    _fit(m, tasks.edge_examples(g, v), 400, lr=3e-2)
+    assert edge_recall(m.scores().detach(), g, k="degree") == 1.0
+    assert torch.allclose(edge_scores(m, v), m.scores().detach(), atol=1e-5)
+
+
+def test_logits_only_at_target_positions(star_task):
+    m = models.build_model("gpt", vocab_size=star_task.vocab.size, block_size=16, n_layer=1, n_head=1, n_embd=16)
+    logits, loss = m(star_task.train_paths.inputs, star_task.train_paths.targets)
+    assert logits.shape == (star_task.train_paths.num_targets, star_task.vocab.size) and loss.ndim == 0
+    assert m(star_task.train_paths.inputs)[0].shape[:2] == star_task.train_paths.inputs.shape
+
+
+def test_frozen_embeddings_and_tying():
+    m = models.build_model("gpt", vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8, freeze_embeddings=True)
+    assert m.lm_head.weight is m.wte.weight and not m.wte.weight.requires_grad
+    assert models.count_parameters(m) < models.count_parameters(m, trainable_only=False)
+    untied = models.build_model("gpt", vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8, tied=False)
+    assert untied.lm_head.weight is not untied.wte.weight
+    big = models.build_model("gpt", vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=64, emb_init_std=1.0)
+    assert 0.8 < big.wte.weight.std().item() < 1.2
+
+
+def test_bad_model_configs_raise():
+    with pytest.raises(ValueError, match="divisible"):
+        models.build_model("gpt", vocab_size=10, block_size=4, n_embd=10, n_head=3)
+    with pytest.raises(ValueError, match="unknown model kind"):
+        models.build_model("lstm", vocab_size=10)
+    with pytest.raises(ValueError, match="bad gpt config"):
+        models.build_model("gpt", vocab_size=10, block_size=4, n_heads=2)
+    m = models.build_model("gpt", vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8)
+    with pytest.raises(ValueError, match="block_size"):
+        m(torch.zeros(1, 5, dtype=torch.long))
+
+
+def test_mamba_is_causal():
+    torch.manual_seed(0)
+    m = models.build_model("mamba", vocab_size=12, n_layer=2, d_model=16)
+    x = torch.randint(0, 12, (2, 7))
+    y = x.clone()
+    y[:, 5:] = (y[:, 5:] + 1) % 12
+    a, b = m(x)[0], m(y)[0]
+    assert torch.allclose(a[:, :5], b[:, :5], atol=1e-6) and not torch.allclose(a[:, 5:], b[:, 5:])

@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from geomlib import cache, models, tasks
+from geomlib.train import History, TrainConfig, lr_at, train
+
+
+def _run(seed=0, steps=30):
+    t = tasks.pathstar_task(6, 4, seed=0)
+    torch.manual_seed(seed)
+    m = models.build_model("gpt", vocab_size=t.vocab.size, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    h = train(m, {"edges": t.edges, "paths": t.train_paths},
+              TrainConfig(steps=steps, lr=1e-2, eval_every=10, seed=seed, batch_size={"edges": 8, "paths": 2}),
+              evaluate=lambda m: {"one": 1.0}, progress=False)
+    return m, h
+
+
+def test_determinism_same_seed_same_losses():
+    (_, a), (_, b), (_, c) = _run(0), _run(0), _run(1)
+    assert a["loss"][1:].tolist() == b["loss"][1:].tolist()
+    assert a["loss"][1:].tolist() != c["loss"][1:].tolist()
+    assert a.meta["configs"][0]["threads"] == torch.get_num_threads() and a.meta["configs"][0]["seed"] == 0
+
+
+def test_history_rows_and_early_stop():
+    t = tasks.pathstar_task(3, 3, seed=0)
+    m = models.build_model("gpt", vocab_size=t.vocab.size, block_size=8, n_layer=1, n_head=1, n_embd=8)
+    h = train(m, t.edges, TrainConfig(steps=100, lr=1e-2, eval_every=5), evaluate=lambda m: {"x": 1.0},
+              stop=lambda row: row["step"] >= 15, progress=False)
+    assert h["step"].tolist() == [0, 5, 10, 15] and h.first_step("x", 1.0) == 0
+    h2 = History.from_dict(json.loads(json.dumps(h.to_dict())))
+    assert h2.rows == h.rows
+
+
+def test_schedule():
+    cfg = TrainConfig(steps=100, lr=1.0, warmup=10, final_lr_ratio=0.1)
+    assert lr_at(cfg, 0) == pytest.approx(0.1) and lr_at(cfg, 9) == pytest.approx(1.0)
+    assert lr_at(cfg, 99) == pytest.approx(0.1, abs=1e-3)
+    assert lr_at(TrainConfig(steps=5, lr=0.3, schedule="constant"), 4) == 0.3
+
+
+@pytest.mark.parametrize("bad", [dict(steps=-1), dict(steps=1, lr=0), dict(steps=1, schedule="linear"),
+                                 dict(steps=1, optimizer="adam")])
+def test_bad_train_config(bad):
+    with pytest.raises(ValueError):
+        TrainConfig(**bad)
+
+
+def test_bad_batch_stream_name():
+    t = tasks.pathstar_task(3, 3, seed=0)
+    m = models.build_model("gpt", vocab_size=t.vocab.size, block_size=8, n_layer=1, n_head=1, n_embd=8)
+    with pytest.raises(ValueError, match="not in the data"):
+        train(m, {"edges": t.edges}, TrainConfig(steps=1, batch_size={"paths": 4}), progress=False)
+
+
+def test_cache_roundtrip_and_corruption(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    calls = []
+
+    def fit(m):
+        calls.append(1)
+        with torch.no_grad():
+            m.E.add_(1.0)
+        return {"value": 42}
+
+    key = {"model": "node2vec", "n": 5}
+    torch.manual_seed(0)
+    m1, r1 = cache.cached_run("t", key, models.Node2Vec(5, 3), fit, verbose=False)
+    m2, r2 = cache.cached_run("t", key, models.Node2Vec(5, 3), fit, verbose=False)
+    assert len(calls) == 1 and r2 == {"value": 42} and torch.equal(m1.E, m2.E)
+    entry = next(tmp_path.glob("t-*"))
+    (entry / "model.pt").write_bytes(b"garbage")
+    with pytest.warns(cache.CacheWarning, match="unusable"):
+        cache.cached_run("t", key, models.Node2Vec(5, 3), fit, verbose=False)
+    assert len(calls) == 2
+    cache.cached_run("t", {**key, "n": 6}, models.Node2Vec(5, 3), fit, verbose=False)  # other key: other entry
+    assert len(calls) == 3 and len(list(tmp_path.glob("t-*"))) == 2
+    assert not list(tmp_path.glob(".t-*"))  # no half-written entries left behind

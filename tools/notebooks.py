@@ -1,0 +1,148 @@
+"""Colab badges and install cells, generated from the one repository URL in book/_config.yml.
+
+    python tools/notebooks.py sync    # rewrite every chapter's badge and install cell
+    python tools/notebooks.py check   # exit 1 if any chapter is out of date or has outputs
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+BADGE_TAG = "colab-badge"
+INSTALL_TAG = "colab-install"
+
+
+def config(book: Path = BOOK) -> dict:
+    return yaml.safe_load((book / "_config.yml").read_text())
+
+
+def toc_files(book: Path = BOOK) -> list[str]:
+    """Files of the table of contents, in reading order, as paths relative to ``book``."""
+    toc = yaml.safe_load((book / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                files.append(e["file"])
+            walk(e.get("sections"))
+            walk(e.get("chapters"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def resolve(book: Path, name: str) -> Path:
+    for ext in ("", ".ipynb", ".md"):
+        p = book / f"{name}{ext}"
+        if p.is_file():
+            return p
+    raise FileNotFoundError(f"_toc.yml names {name!r} but no such file exists in {book}")
+
+
+def notebooks(book: Path = BOOK) -> list[Path]:
+    return [p for p in (resolve(book, f) for f in toc_files(book)) if p.suffix == ".ipynb"]
+
+
+def _repo(book: Path) -> tuple[str, str, str]:
+    repo = config(book)["repository"]
+    url = repo["url"].rstrip("/")
+    if not url.startswith("https://github.com/"):
+        raise ValueError(f"repository.url must be a https://github.com/ URL, got {url!r}")
+    return url, repo.get("branch", "main"), repo.get("path_to_book", "book")
+
+
+def colab_url(nb: Path, book: Path = BOOK) -> str:
+    url, branch, path = _repo(book)
+    return f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{branch}/{path}/{nb.name}"
+
+
+def badge_source(nb: Path, book: Path = BOOK) -> str:
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(nb, book)})"
+
+
+def install_source(book: Path = BOOK) -> str:
+    url, branch, _ = _repo(book)
+    return (
+        "# Only inside Colab: install geomlib (this book's library) from the repository.\n"
+        "import subprocess, sys\n"
+        "if \"google.colab\" in sys.modules:\n"
+        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"geomlib @ git+{url}@{branch}\"], check=True)"
+    )
+
+
+def _is(cell, tag: str) -> bool:
+    return tag in cell.get("metadata", {}).get("tags", [])
+
+
+def sync(nb_path: Path, book: Path = BOOK) -> bool:
+    """Make the first two cells the badge and the install cell; strip outputs. True if changed."""
+    nb = nbformat.read(nb_path, as_version=4)
+    before = nbformat.writes(nb)
+    cells = [c for c in nb.cells if not (_is(c, BADGE_TAG) or _is(c, INSTALL_TAG))]
+    badge = nbformat.v4.new_markdown_cell(badge_source(nb_path, book), metadata={"tags": [BADGE_TAG]})
+    install = nbformat.v4.new_code_cell(install_source(book), metadata={"tags": [INSTALL_TAG, "remove-cell"]})
+    nb.cells = [badge, install] + cells
+    for i, c in enumerate(nb.cells):
+        c["id"] = f"cell-{i:02d}"  # stable ids keep diffs small
+        if c.cell_type == "code":
+            c.outputs, c.execution_count = [], None
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    nb.metadata.pop("jupytext", None)
+    after = nbformat.writes(nb)
+    if after != before:
+        nb_path.write_text(after)
+    return after != before
+
+
+def problems(nb_path: Path, book: Path = BOOK) -> list[str]:
+    """What is wrong with a committed chapter (empty list: nothing)."""
+    nb = nbformat.read(nb_path, as_version=4)
+    out = []
+    if len(nb.cells) < 2 or not _is(nb.cells[0], BADGE_TAG) or nb.cells[0].source != badge_source(nb_path, book):
+        out.append("first cell is not the Colab badge for this notebook's path")
+    if len(nb.cells) < 2 or not _is(nb.cells[1], INSTALL_TAG) or nb.cells[1].source != install_source(book):
+        out.append("second cell is not the Colab install cell for the configured repository")
+    if any(c.cell_type == "code" and (c.outputs or c.execution_count) for c in nb.cells):
+        out.append("has outputs (commit notebooks without outputs: python tools/notebooks.py sync)")
+    params = [c for c in nb.cells if _is(c, "parameters")]
+    if len(params) != 1:
+        out.append(f"needs exactly one cell tagged 'parameters', found {len(params)}")
+    elif is_chapter(nb):
+        for name in ('preset: str = "cpu"', "seed: int = 0"):
+            if name not in params[0].source:
+                out.append(f"its parameters cell lacks `{name}`")
+        if "check_claim(" not in nb.cells[-1].source:
+            out.append("its last cell does not check its claim (check_claim)")
+    return out
+
+
+def is_chapter(nb) -> bool:
+    """A claim chapter is a notebook that checks a claim."""
+    return any(c.cell_type == "code" and "check_claim(" in c.source for c in nb.cells)
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] == ["sync"]:
+        for nb in notebooks():
+            if sync(nb):
+                print(f"updated {nb.relative_to(BOOK.parent)}")
+        return 0
+    if argv[1:] == ["check"]:
+        bad = {nb: problems(nb) for nb in notebooks()}
+        for nb, ps in bad.items():
+            for p in ps:
+                print(f"{nb.relative_to(BOOK.parent)}: {p}")
+        return 1 if any(bad.values()) else 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,117 @@
+"""Execute every chapter of the book with papermill, then render static HTML.
+
+    python tools/run_book.py                      # the whole book, default preset, then HTML
+    python tools/run_book.py --only associative_vs_geometric --preset cpu --no-html
+
+Sources in ``book/`` stay output-free. They are copied to ``build/book/``, executed there in
+``_toc.yml`` order (each chapter gets ``preset`` and ``seed``; the report gets the ledger path),
+and the book is built from those executed copies with execution off, warnings as errors. A
+failing chapter stops the run with a non-zero exit that names the chapter and the claim; its
+partially executed copy is kept for inspection.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from notebooks import is_chapter, notebooks  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage(book: Path, staged: Path) -> None:
+    if staged.exists():
+        shutil.rmtree(staged)
+    shutil.copytree(book, staged, ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints", "__pycache__"))
+
+
+def execute(nb: Path, parameters: dict) -> float:
+    """Execute ``nb`` in place in its folder; return wall seconds. Raises on failure."""
+    start = time.perf_counter()
+    papermill.execute_notebook(str(nb), str(nb), parameters=parameters, cwd=str(nb.parent), kernel_name="python3",
+                               language="python",
+                               progress_bar=False, log_output=False, request_save_on_cell_execute=True)
+    return time.perf_counter() - start
+
+
+def failure_message(nb: Path, err: Exception) -> str:
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = getattr(err, "evalue", str(err))
+    what = "claim failed" if ename == "ClaimFailed" else "error"
+    return f"chapter {nb.stem!r}: {what}: {ename}: {evalue}\n  partial executed notebook kept at {nb}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--book", type=Path, default=ROOT / "book", help="book source folder (with _toc.yml)")
+    ap.add_argument("--build", type=Path, default=ROOT / "build", help="where executed copies, ledger, cache go")
+    ap.add_argument("--html-out", type=Path, default=None, help="folder that receives _build/html (default: --book)")
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", nargs="*", default=None, help="execute only these chapters (file stems)")
+    ap.add_argument("--no-html", action="store_true", help="execute only; do not render HTML")
+    args = ap.parse_args(argv)
+
+    book, build = args.book.resolve(), args.build.resolve()
+    staged = build / book.name
+    stage(book, staged)
+    ledger = build / "ledger.json"
+    if args.only is None and ledger.exists():
+        ledger.unlink()  # a full run starts a fresh ledger: no stale rows
+    os.environ["GEOMLIB_LEDGER"] = str(ledger)
+    os.environ.setdefault("GEOMLIB_CACHE", str(build / "cache"))
+    os.environ.setdefault("GEOMLIB_PROGRESS", "1")
+
+    chosen = notebooks(staged)
+    if args.only is not None:
+        unknown = set(args.only) - {p.stem for p in chosen}
+        if unknown:
+            print(f"error: --only names chapters not in _toc.yml: {sorted(unknown)}", file=sys.stderr)
+            return 2
+        chosen = [p for p in chosen if p.stem in args.only]
+    timings = {}
+    print(f"executing {len(chosen)} notebook(s) with preset={args.preset!r}, seed={args.seed}; ledger: {ledger}")
+    for nb in chosen:
+        chapter = is_chapter(nbformat.read(nb, as_version=4))
+        params = {"preset": args.preset, "seed": args.seed} if chapter else {"ledger": str(ledger)}
+        print(f"-> {nb.stem} ...", flush=True)
+        try:
+            seconds = execute(nb, params)
+        except Exception as err:  # noqa: BLE001 - papermill wraps the kernel's exception
+            print(f"FAILED {failure_message(nb, err)}", file=sys.stderr, flush=True)
+            return 1
+        timings[nb.stem] = round(seconds, 1)
+        print(f"   {nb.stem}: {seconds:.1f} s", flush=True)
+    (build / "timings.json").write_text(json.dumps(timings, indent=2))
+    print(f"executed in {sum(timings.values()):.1f} s in all")
+
+    if args.no_html:
+        return 0
+    out = (args.html_out or book).resolve()
+    start = time.perf_counter()
+    jb = Path(sys.executable).parent / "jupyter-book"
+    if not jb.exists():
+        jb = Path(shutil.which("jupyter-book") or "jupyter-book")
+    index = out / "_build" / "html" / "index.html"
+    if index.exists():
+        index.unlink()
+    rc = subprocess.call([str(jb), "build", str(staged), "--path-output", str(out), "-W", "-n", "--keep-going"])
+    print(f"HTML build: {time.perf_counter() - start:.1f} s -> {index}")
+    if rc or not index.exists():
+        print("FAILED: the HTML build reported warnings or errors (see above)", file=sys.stderr)
+        return rc or 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
