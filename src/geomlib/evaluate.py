@@ -126,13 +126,17 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
     return evaluate
 
 
-def edge_metrics(graph: Graph, vocab: Vocab, k: int | str = "degree", level: bool = True):
-    """An ``evaluate`` callback for edge memorisation: top-``k`` edge recall and, if ``level``,
-    the geometric level of the token embeddings."""
+def edge_metrics(graph: Graph, vocab: Vocab, k: int | str = "degree", level: bool = True,
+                 directions: str = "both"):
+    """An ``evaluate`` callback for edge memorisation: top-``k`` recall of the trained edges
+    (``directions``: ``"both"`` or ``"forward"``) and, if ``level``, the geometric level of the
+    token embeddings."""
     from .geometry import geometric_level
 
+    directed = {"both": graph.directed_edges, "forward": graph.edges}[directions]
+
     def evaluate(model) -> dict:
-        out = {"recall": edge_recall(edge_scores(model, vocab), graph, k)}
+        out = {"recall": edge_recall(edge_scores(model, vocab), graph, k, directed=directed)}
         if level:
             out["geometric_level"] = geometric_level(model.token_embeddings()[: graph.num_nodes], graph)
         return out

@@ -8,7 +8,7 @@ import torch
 from .graphs import Graph
 
 __all__ = ["cosine_matrix", "geometric_level", "nearest_child_probe", "pca", "cosine_by_distance",
-           "two_hop_auc", "geometric_margin", "ring_order_fraction"]
+           "two_hop_auc", "geometric_margin", "ring_order_fraction", "edge_contrast"]
 
 
 def _np(x) -> np.ndarray:
@@ -117,3 +117,12 @@ def ring_order_fraction(E, graph: Graph) -> float:
     order = np.argsort(np.arctan2(xy[:, 1], xy[:, 0]))
     a = graph.adjacency
     return float(np.mean(a[order, np.roll(order, -1)]))
+
+
+def edge_contrast(E, graph: Graph) -> float:
+    """Mean cosine over edges minus mean cosine over non-adjacent pairs (self excluded): the
+    geometric level corrected for a common drift of all embeddings; about 0 for a lookup."""
+    c = cosine_matrix(E)[: graph.num_nodes, : graph.num_nodes]
+    adj = graph.adjacency.astype(bool)
+    off = ~adj & ~np.eye(graph.num_nodes, dtype=bool)
+    return float(c[adj].mean() - c[off].mean())

@@ -40,3 +40,14 @@ register(
                associative=dict(width=512, lr=1e-2, steps=2000),
                eval_every=100),
 )
+
+
+# The mechanism studies' 1-layer, 1-head, width-32 Transformer on the tiny graphs: AdamW lr 1e-2
+# cosine to 1e-3, no weight decay, no dropout, full batch. These graphs are the paper's own size.
+_TINY_GPT = dict(kind="gpt", n_layer=1, n_head=1, n_embd=32)
+_TINY_TRAIN = dict(lr=1e-2, final_lr_ratio=0.1, weight_decay=0.0)
+register(
+    "local_supervision",
+    cpu=dict(model=_TINY_GPT, train=dict(_TINY_TRAIN, steps=600), seeds=3, eval_every=5, k=5),
+    paper=dict(model=_TINY_GPT, train=dict(_TINY_TRAIN, steps=3000), seeds=5, eval_every=5, k=5),
+)

@@ -28,9 +28,11 @@ __all__ = ["TrainConfig", "History", "set_seed", "default_device", "train", "lr_
 class TrainConfig:
     steps: int
     lr: float = 1e-3
-    schedule: str = "cosine"  # "cosine" (warmup, then cosine to lr * final_lr_ratio) or "constant"
+    schedule: str = "cosine"  # "cosine" (warmup, then cosine to lr * final_lr_ratio), "constant", or
+    # "wsd" (warmup, stable at lr, then cosine to lr * final_lr_ratio over the last decay_fraction)
     warmup: int = 0
     final_lr_ratio: float = 0.1
+    decay_fraction: float = 0.3
     optimizer: str = "adamw"  # "adamw" or "sgd" (plain gradient descent, no momentum)
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.95)
@@ -45,8 +47,10 @@ class TrainConfig:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.schedule not in ("cosine", "constant", "wsd"):
+            raise ValueError(f"schedule must be 'cosine', 'constant' or 'wsd', got {self.schedule!r}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
         if self.optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
         self.betas = tuple(self.betas)
@@ -57,8 +61,13 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     if cfg.schedule == "constant":
         return cfg.lr
-    span = max(1, cfg.steps - cfg.warmup)
-    progress = min(1.0, (step - cfg.warmup) / span)
+    start = cfg.warmup
+    if cfg.schedule == "wsd":
+        start = max(cfg.warmup, int(cfg.steps * (1 - cfg.decay_fraction)))
+        if step < start:
+            return cfg.lr
+    span = max(1, cfg.steps - start)
+    progress = min(1.0, (step - start) / span)
     low = cfg.lr * cfg.final_lr_ratio
     return low + 0.5 * (cfg.lr - low) * (1 + math.cos(math.pi * progress))
 
@@ -213,6 +222,7 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
             bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in row.items()
                              if k not in ("step", "lr", "seconds")}, refresh=False)
             if stop is not None and stop(row):
+                history.meta["stopped_early"] = True
                 break
     bar.close()
     history.meta["steps_run"] = history.meta.get("steps_run", 0) + step

@@ -1,0 +1,80 @@
+"""Time-to-accuracy study for the in-weights path-star task on this machine.
+
+Runs one recipe variant (by name) from VARIANTS and appends one JSON line per run to
+benchmarks/results/pathstar_switch.jsonl: held-out full-path accuracy over training with wall
+time, the first time it reaches 0.9, and the setting. Usage:
+
+    python benchmarks/pathstar_switch.py VARIANT [--seed S] [--minutes M]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from geomlib.recipes import pathstar_run
+
+BASE = dict(
+    d=500, l=5, model=dict(kind="gpt", n_layer=2, n_head=4, n_embd=128), bf16=True, eval_every=250,
+    stages=[dict(data="edges", steps=1000, lr=1e-2, warmup=50, weight_decay=0.01, final_lr_ratio=0.1),
+            dict(data="mixed", steps=20000, lr=1e-3, schedule="constant", weight_decay=0.5, batch=2048)],
+)
+
+
+def variant(**mixed):
+    cfg = copy.deepcopy(BASE)
+    top = {k: mixed.pop(k) for k in list(mixed) if k in ("d", "l", "model", "task", "edge_steps")}
+    if "edge_steps" in top:
+        cfg["stages"][0]["steps"] = top.pop("edge_steps")
+    cfg.update(top)
+    cfg["stages"][1].update(mixed)
+    return cfg
+
+
+VARIANTS = {
+    "reference": variant(),
+    "lr2e-3_wd1": variant(lr=2e-3, weight_decay=1.0),
+    "lr2e-3_wd1_p25": variant(lr=2e-3, weight_decay=1.0, path_fraction=0.25),
+    "lr2e-3_wd1_p50": variant(lr=2e-3, weight_decay=1.0, path_fraction=0.5),
+    "lr3e-3_wd1_p25": variant(lr=3e-3, weight_decay=1.0, path_fraction=0.25),
+    "lr2e-3_wd2_p25": variant(lr=2e-3, weight_decay=2.0, path_fraction=0.25),
+    "lr2e-3_wd1_p25_b1024": variant(lr=2e-3, weight_decay=1.0, path_fraction=0.25, batch=1024),
+    "d250_lr2e-3_wd1_p25": variant(d=250, lr=2e-3, weight_decay=1.0, path_fraction=0.25),
+    "hard_lr2e-3_wd1_p25": variant(task=dict(hardest_token=True), lr=2e-3, weight_decay=1.0, path_fraction=0.25),
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("variant", choices=sorted(VARIANTS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--minutes", type=float, default=12.0, help="wall-clock budget; the run stops after it")
+    args = ap.parse_args()
+    cfg = VARIANTS[args.variant]
+
+    def log(row):
+        print(f"[{row['seconds']:6.0f}s] step {row['step']:6d} " + " ".join(
+            f"{k}={row[k]:.3f}" for k in ("test_full", "test_n1", "probe", "train_full") if k in row), flush=True)
+
+    _, _, hist = pathstar_run(cfg, seed=args.seed, progress=False, on_eval=log, max_seconds=args.minutes * 60)
+    rows = hist.rows
+    t90 = next((r["seconds"] for r in rows if r.get("test_full", 0) >= 0.9), None)
+    out = dict(variant=args.variant, seed=args.seed, config=cfg, threads=torch.get_num_threads(),
+               torch=torch.__version__, seconds_to_0_9=t90, best=max(r.get("test_full", 0) for r in rows),
+               final=rows[-1].get("test_full"),
+               curve=[[r["step"], r["seconds"], r.get("test_full"), r.get("test_n1"), r.get("probe"),
+                       r.get("train_full")] for r in rows])
+    path = Path(__file__).parent / "results" / "pathstar_switch.jsonl"
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(out) + "\n")
+    print(json.dumps({k: v for k, v in out.items() if k not in ("curve", "config")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The paper's training recipes for the in-weights path-star task, as one call.
+
+A recipe is a list of stages run one after the other by the one trainer. Each stage names its
+data: ``"edges"`` (edge memorisation only) or ``"mixed"`` (edges and training paths in the same
+batches; ``path_fraction`` of each batch is paths, or their natural share when ``None``).
+*Staged* = an edges stage then a paths-only stage (``"paths"``); *mixed* = an edges stage then
+a mixed stage, which keeps replaying the edges (a small model forgets them otherwise).
+"""
+from __future__ import annotations
+
+import torch
+
+from .cache import cached_run
+from .evaluate import edge_metrics, pathstar_metrics
+from .graphs import Graph
+from .models import build_model
+from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
+from .train import History, TrainConfig, set_seed, train
+
+__all__ = ["stage_batches", "run_recipe", "pathstar_run", "edge_run"]
+
+
+def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fraction: float | None):
+    """The streams and per-stream batch sizes of one stage."""
+    if data == "edges":
+        return {"edges": task.edges}, {"edges": batch}
+    if data == "paths":
+        return {"paths": task.train_paths}, {"paths": batch}
+    if data != "mixed":
+        raise ValueError(f"stage data must be 'edges', 'paths' or 'mixed', got {data!r}")
+    n_e, n_p = len(task.edges), len(task.train_paths)
+    if batch is None:
+        return {"edges": task.edges, "paths": task.train_paths}, {"edges": None, "paths": None}
+    p = n_p / (n_e + n_p) if path_fraction is None else float(path_fraction)
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"path_fraction must be in (0, 1), got {path_fraction}")
+    b_p = max(1, round(batch * p))
+    return {"edges": task.edges, "paths": task.train_paths}, {"edges": batch - b_p, "paths": b_p}
+
+
+def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: list[dict], *, seed: int, bf16: bool,
+               eval_every: int, evaluate=None, stop=None, progress=None) -> History:
+    """Run the stages in order on one model; one :class:`History` across all of them."""
+    history = History()
+    for i, st in enumerate(stages):
+        st = dict(st)
+        data, batch, frac = st.pop("data"), st.pop("batch", None), st.pop("path_fraction", None)
+        streams, sizes = stage_batches(task, data, batch, frac)
+        cfg = TrainConfig(**st, batch_size=sizes, bf16=bf16, eval_every=eval_every, seed=seed + i)
+        history.meta.setdefault("stage_starts", []).append(int(history.rows[-1]["step"]) if history.rows else 0)
+        train(model, streams, cfg, evaluate=evaluate, stop=stop, progress=progress, history=history,
+              desc=f"stage {i + 1}/{len(stages)}: {data}")
+        if history.meta.get("stopped_early"):
+            break
+    return history
+
+
+def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None, name: str = "pathstar",
+                 on_eval=None, max_seconds: float | None = None):
+    """Build the task and model of a path-star preset, train it with its recipe (or load the
+    cached result), and return ``(task, model, history)``.
+
+    ``cfg`` keys: ``d``, ``l``, ``task`` (extra :func:`pathstar_task` options), ``model`` (kind
+    and config), ``stages``, ``bf16``, ``eval_every``, ``stop_at`` (stop once held-out full-path
+    accuracy has been >= this for ``stop_patience`` consecutive evaluations; None: never).
+
+    ``on_eval(row)`` sees every evaluation row (logging). ``max_seconds`` cuts training after a
+    wall-clock budget (benchmarks only): such a run depends on the machine, so it is not cached."""
+    task = pathstar_task(cfg["d"], cfg["l"], seed=seed, **cfg.get("task", {}))
+    model_cfg = dict(cfg["model"])
+    kind = model_cfg.pop("kind")
+    if kind == "gpt":
+        model_cfg.setdefault("block_size", task.train_paths.inputs.shape[1])
+    set_seed(seed)
+    model = build_model(kind, vocab_size=task.vocab.size, **model_cfg)
+    evaluate = pathstar_metrics(task, train=True, probe=True)
+    target, patience = cfg.get("stop_at"), cfg.get("stop_patience", 1)
+    streak = {"n": 0}
+
+    def stop(row):
+        if on_eval is not None:
+            on_eval(row)
+        if max_seconds is not None and row["seconds"] > max_seconds:
+            return True
+        if target is None:
+            return False
+        streak["n"] = streak["n"] + 1 if row.get("test_full", 0.0) >= target else 0
+        return streak["n"] >= patience
+
+    def fit(m):
+        h = run_recipe(m, task, cfg["stages"], seed=seed, bf16=cfg.get("bf16", False), eval_every=cfg["eval_every"],
+                       evaluate=evaluate, stop=stop, progress=progress)
+        return h.to_dict()
+
+    if max_seconds is not None:
+        return task, model.eval(), History.from_dict(fit(model))
+    key = {"experiment": name, "config": cfg, "seed": seed, "threads": torch.get_num_threads()}
+    model, record = cached_run(name, key, model, fit, retrain=retrain)
+    model.eval()
+    return task, model, History.from_dict(record)
+
+
+def edge_run(graph: Graph, model: dict, train_cfg: dict, seed: int = 0, directions: str = "both",
+             self_edges: bool = False, k: int | str = 5, eval_every: int = 10, progress=None):
+    """Edge memorisation on a (tiny) graph with a sequence model: ``[EDGE] u -> v``, full batch.
+
+    ``model``: ``{"kind": "gpt", ...config}``; ``train_cfg``: :class:`TrainConfig` fields.
+    Returns ``(model, history)``; the history tracks top-``k`` recall of the trained edges and
+    the geometric level."""
+    vocab = Vocab(graph.num_nodes)
+    data = edge_examples(graph, vocab, directions, self_edges)
+    model = dict(model)
+    kind = model.pop("kind")
+    set_seed(seed)
+    net = build_model(kind, vocab_size=vocab.size, **({"block_size": 2} if kind == "gpt" else {}), **model)
+    cfg = TrainConfig(**train_cfg, eval_every=eval_every, seed=seed)
+    hist = train(net, data, cfg, evaluate=edge_metrics(graph, vocab, k, directions=directions), progress=progress,
+                 desc=f"{kind} on {graph.name}")
+    return net.eval(), hist
