@@ -45,6 +45,11 @@ VARIANTS = {
     "lr2e-3_wd1_p25_b1024": variant(lr=2e-3, weight_decay=1.0, path_fraction=0.25, batch=1024),
     "d250_lr2e-3_wd1_p25": variant(d=250, lr=2e-3, weight_decay=1.0, path_fraction=0.25),
     "hard_lr2e-3_wd1_p25": variant(task=dict(hardest_token=True), lr=2e-3, weight_decay=1.0, path_fraction=0.25),
+    "e500_lr2e-3_wd1_p25": variant(edge_steps=500, lr=2e-3, weight_decay=1.0, path_fraction=0.25),
+    "e300_lr2e-3_wd1_p25": variant(edge_steps=300, lr=2e-3, weight_decay=1.0, path_fraction=0.25),
+    "e500_lr2e-3_wd1_p50": variant(edge_steps=500, lr=2e-3, weight_decay=1.0, path_fraction=0.5),
+    "e500_lr2e-3_wd0.1_p25": variant(edge_steps=500, lr=2e-3, weight_decay=0.1, path_fraction=0.25),
+    "e500_lr1e-3_wd0.5_p25": variant(edge_steps=500, lr=1e-3, weight_decay=0.5, path_fraction=0.25),
 }
 
 

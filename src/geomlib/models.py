@@ -302,18 +302,22 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 
 
 _MODELS = {"gpt": (GPT, GPTConfig), "mamba": (Mamba, MambaConfig)}
+_SHALLOW = {"linear": LinearNet, "node2vec": Node2Vec}
 
 
 def build_model(kind: str, **config) -> nn.Module:
-    """Build a sequence model from a plain dict (as stored in presets and caches)."""
-    if kind not in _MODELS:
-        raise ValueError(f"unknown model kind {kind!r}; choose from {sorted(_MODELS)}")
-    cls, cfg_cls = _MODELS[kind]
+    """Build a model from a plain dict (as stored in presets and caches): ``"gpt"`` and
+    ``"mamba"`` take their config fields; ``"linear"`` and ``"node2vec"`` take ``num_nodes`` and
+    their constructor arguments."""
     try:
-        cfg = cfg_cls(**config)
+        if kind in _SHALLOW:
+            return _SHALLOW[kind](**config)
+        if kind in _MODELS:
+            cls, cfg_cls = _MODELS[kind]
+            return cls(cfg_cls(**config))
     except TypeError as e:
         raise ValueError(f"bad {kind} config: {e}") from None
-    return cls(cfg)
+    raise ValueError(f"unknown model kind {kind!r}; choose from {sorted(_MODELS) + sorted(_SHALLOW)}")
 
 
 def model_config(model: nn.Module) -> dict:

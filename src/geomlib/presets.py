@@ -51,3 +51,61 @@ register(
     cpu=dict(model=_TINY_GPT, train=dict(_TINY_TRAIN, steps=600), seeds=3, eval_every=5, k=5),
     paper=dict(model=_TINY_GPT, train=dict(_TINY_TRAIN, steps=3000), seeds=5, eval_every=5, k=5),
 )
+
+# "It is unclear why": no bottleneck (width > N), no regulariser, only 1-hop edges; the associative
+# control is the same Transformer with its token embeddings frozen at random.
+_WIDE_GPT = dict(kind="gpt", n_layer=1, n_head=1, n_embd=64)
+register(
+    "pressures",
+    cpu=dict(model=_WIDE_GPT, train=dict(_TINY_TRAIN, steps=600), seeds=2, k=5),
+    paper=dict(model=_WIDE_GPT, train=dict(_TINY_TRAIN, steps=3000), seeds=5, k=5),
+)
+
+# 1-hop Node2Vec: full softmax, tied, plain full-batch gradient descent, width 100 > N, no decay.
+_NODE2VEC = dict(kind="node2vec", dim=100, init_std=0.02)
+_GD = dict(optimizer="sgd", schedule="constant", grad_clip=None, weight_decay=0.0)
+register(
+    "spectral_bias",
+    cpu=dict(model=_NODE2VEC, train=dict(_GD, lr=1.0, steps=1500),
+             large=dict(kind="grid", rows=20, cols=20, lr=40.0, steps=1500, k=10),
+             linearisation=dict(init_std=1e-4, lr=1.0, steps=40)),
+    paper=dict(model=_NODE2VEC, train=dict(_GD, lr=1.0, steps=10000),
+               large=dict(kind="grid", rows=30, cols=30, lr=90.0, steps=5000, k=10),
+               linearisation=dict(init_std=1e-4, lr=1.0, steps=40)),
+)
+
+# The wide linear net E W E^T on the cycle: tiny init, AdamW, no regulariser.
+register(
+    "linear_net",
+    cpu=dict(n=15, width=512, model=dict(kind="linear", width=512, init_std=1e-4, w_init_std=1e-4),
+             train=dict(lr=1e-3, schedule="constant", steps=2500),
+             control=dict(kind="linear", width=512, init_std=512 ** -0.5, w_init_std=0.0, freeze_embeddings=True),
+             control_train=dict(lr=1e-2, steps=300), seeds=2),
+    paper=dict(n=15, width=512, model=dict(kind="linear", width=512, init_std=1e-4, w_init_std=1e-4),
+               train=dict(lr=1e-3, schedule="constant", steps=10000),
+               control=dict(kind="linear", width=512, init_std=512 ** -0.5, w_init_std=0.0, freeze_embeddings=True),
+               control_train=dict(lr=1e-2, steps=2000), seeds=5),
+)
+
+# Headroom: the tiny Transformer's spectral profile against Node2Vec's, and self-edges.
+register(
+    "headroom",
+    cpu=dict(model=_TINY_GPT, train=dict(_TINY_TRAIN, steps=600), node2vec=_NODE2VEC,
+             node2vec_train=dict(_GD, lr=1.0, steps=1500), seeds=2, k=2),
+    paper=dict(model=_TINY_GPT, train=dict(_TINY_TRAIN, steps=3000), node2vec=_NODE2VEC,
+               node2vec_train=dict(_GD, lr=1.0, steps=10000), seeds=5, k=2),
+)
+
+# Knobs on the wide linear net (cycle of 15): what makes memory associative or geometric.
+_UNIT = dict(kind="linear", width=512, init_std=1.0)
+register(
+    "knobs",
+    cpu=dict(n=15, steps=2000, seeds=1, variants={
+        "default small init (std 0.02), lr 1e-2": (dict(_UNIT, init_std=0.02), dict(lr=1e-2)),
+        "unit-normal init, small lr 1e-3": (_UNIT, dict(lr=1e-3)),
+        "unit-normal init, large lr 3e-2": (_UNIT, dict(lr=3e-2)),
+        "unit-normal init, lr 1e-3, weight decay 3": (_UNIT, dict(lr=1e-3, weight_decay=3.0)),
+        "unit-normal init, lr 1e-3, dropout 0.5": (dict(_UNIT, dropout=0.5), dict(lr=1e-3, steps=6000)),
+    }),
+)
+PRESETS["knobs"]["paper"] = dict(PRESETS["knobs"]["cpu"], steps=5000, seeds=5)

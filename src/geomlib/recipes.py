@@ -102,9 +102,10 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
 
 def edge_run(graph: Graph, model: dict, train_cfg: dict, seed: int = 0, directions: str = "both",
              self_edges: bool = False, k: int | str = 5, eval_every: int = 10, progress=None):
-    """Edge memorisation on a (tiny) graph with a sequence model: ``[EDGE] u -> v``, full batch.
+    """Edge memorisation on a (tiny) graph: ``[EDGE] u -> v``, full batch, for any model kind
+    (``"gpt"``, ``"mamba"``, ``"linear"``, ``"node2vec"``; the shallow ones are queried with ``u``).
 
-    ``model``: ``{"kind": "gpt", ...config}``; ``train_cfg``: :class:`TrainConfig` fields.
+    ``model``: ``{"kind": ..., **config}``; ``train_cfg``: :class:`TrainConfig` fields.
     Returns ``(model, history)``; the history tracks top-``k`` recall of the trained edges and
     the geometric level."""
     vocab = Vocab(graph.num_nodes)
@@ -112,7 +113,10 @@ def edge_run(graph: Graph, model: dict, train_cfg: dict, seed: int = 0, directio
     model = dict(model)
     kind = model.pop("kind")
     set_seed(seed)
-    net = build_model(kind, vocab_size=vocab.size, **({"block_size": 2} if kind == "gpt" else {}), **model)
+    if kind in ("linear", "node2vec"):
+        net = build_model(kind, num_nodes=graph.num_nodes, **model)
+    else:
+        net = build_model(kind, vocab_size=vocab.size, **({"block_size": 2} if kind == "gpt" else {}), **model)
     cfg = TrainConfig(**train_cfg, eval_every=eval_every, seed=seed)
     hist = train(net, data, cfg, evaluate=edge_metrics(graph, vocab, k, directions=directions), progress=progress,
                  desc=f"{kind} on {graph.name}")

@@ -8,8 +8,8 @@ import scipy.linalg
 from .geometry import _np
 from .graphs import Graph
 
-__all__ = ["walk_operator", "eigenpairs", "projection_profile", "energy_share", "laplacian_eigenmap",
-           "principal_angles"]
+__all__ = ["walk_operator", "eigenpairs", "projection_profile", "energy_share", "participation_ratio",
+           "laplacian_eigenmap", "principal_angles", "node2vec_linearisation"]
 
 
 def walk_operator(graph: Graph) -> np.ndarray:
@@ -44,16 +44,27 @@ def projection_profile(E, vecs: np.ndarray, normalise: bool = True) -> np.ndarra
     return prof
 
 
-def energy_share(E, vecs: np.ndarray, k: int, center: bool = True) -> dict:
+def energy_share(E, vecs: np.ndarray, k: int, which: str = "top", center: bool = True) -> dict:
     """Share of the embedding's energy (squared Frobenius norm, after centring the rows) that
-    lies in the span of the first ``k`` eigenvectors, beside the share expected for a random
+    lies in the span of the first (``which="top"``) or last (``"bottom"``: the most negative,
+    "zigzag" directions) ``k`` eigenvectors, beside the share expected for a random
     ``k``-dimensional subspace of the ``N - 1``-dimensional space of centred vectors."""
     e = _np(E)[: vecs.shape[0]]
     if center:
         e = e - e.mean(0)
+    sel = {"top": vecs[:, :k], "bottom": vecs[:, vecs.shape[1] - k:]}
+    if which not in sel:
+        raise ValueError(f"which must be 'top' or 'bottom', got {which!r}")
     total = float((e**2).sum())
-    top = float(((vecs[:, :k].T @ e) ** 2).sum())
-    return {"share": top / total, "random_baseline": k / (e.shape[0] - 1)}
+    part = float(((sel[which].T @ e) ** 2).sum())
+    return {"share": part / total, "random_baseline": k / (e.shape[0] - 1)}
+
+
+def participation_ratio(profile: np.ndarray) -> float:
+    """Effective number of eigen-directions an embedding uses: ``(sum p^2)^2 / sum p^4`` over the
+    projection profile ``p``; 2.0 for an embedding spread evenly over exactly two directions."""
+    p2 = np.asarray(profile, dtype=np.float64) ** 2
+    return float(p2.sum() ** 2 / (p2**2).sum())
 
 
 def laplacian_eigenmap(graph: Graph, k: int = 2) -> np.ndarray:
@@ -72,3 +83,18 @@ def principal_angles(E, basis: np.ndarray) -> np.ndarray:
     e = e - e.mean(0)
     u, _, _ = np.linalg.svd(e, full_matrices=False)
     return np.sort(scipy.linalg.subspace_angles(u[:, : basis.shape[1]], basis))
+
+
+def node2vec_linearisation(graph: Graph, edges: np.ndarray | None = None) -> np.ndarray:
+    """The operator ``K`` of full-batch gradient descent on 1-hop Node2Vec near zero: with
+    embeddings ``E`` small, the softmax is uniform and one step of size ``lr`` is
+    ``E <- (I + lr K) E`` with ``K = C + C^T - (r 1^T + 1 r^T) / N``, where ``C[u, v]`` is the
+    share of training examples that are ``u -> v`` and ``r`` its row sums. The directions with
+    the largest eigenvalues of ``K`` grow fastest: the spectral bias, before any nonlinearity."""
+    e = graph.directed_edges if edges is None else np.asarray(edges)
+    n = graph.num_nodes
+    c = np.zeros((n, n))
+    np.add.at(c, (e[:, 0], e[:, 1]), 1.0 / len(e))
+    r = c.sum(1)
+    one = np.ones(n)
+    return c + c.T - (np.outer(r, one) + np.outer(one, r)) / n
