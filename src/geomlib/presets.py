@@ -80,7 +80,7 @@ register(
     cpu=dict(n=15, width=512, model=dict(kind="linear", width=512, init_std=1e-4, w_init_std=1e-4),
              train=dict(lr=1e-3, schedule="constant", steps=2500),
              control=dict(kind="linear", width=512, init_std=512 ** -0.5, w_init_std=0.0, freeze_embeddings=True),
-             control_train=dict(lr=1e-2, steps=300), seeds=2),
+             control_train=dict(lr=1e-2, steps=300), seeds=3),
     paper=dict(n=15, width=512, model=dict(kind="linear", width=512, init_std=1e-4, w_init_std=1e-4),
                train=dict(lr=1e-3, schedule="constant", steps=10000),
                control=dict(kind="linear", width=512, init_std=512 ** -0.5, w_init_std=0.0, freeze_embeddings=True),
