@@ -50,7 +50,16 @@ VARIANTS = {
     "e500_lr2e-3_wd1_p50": variant(edge_steps=500, lr=2e-3, weight_decay=1.0, path_fraction=0.5),
     "e500_lr2e-3_wd0.1_p25": variant(edge_steps=500, lr=2e-3, weight_decay=0.1, path_fraction=0.25),
     "e500_lr1e-3_wd0.5_p25": variant(edge_steps=500, lr=1e-3, weight_decay=0.5, path_fraction=0.25),
+    "e300_wsd1200_p25": variant(edge_steps=300, lr=2e-3, weight_decay=1.0, path_fraction=0.25, steps=1200,
+                                schedule="wsd", decay_fraction=0.5, final_lr_ratio=0.05),
 }
+_WSD = dict(edge_steps=300, lr=2e-3, weight_decay=1.0, steps=1200, schedule="wsd", decay_fraction=0.5, final_lr_ratio=0.05)
+VARIANTS.update({
+    "e300_wsd1200_natural": variant(**_WSD),
+    "e300_wsd1200_p25_wd0.1": variant(**dict(_WSD, weight_decay=0.1), path_fraction=0.25),
+    "e300_wsd1200_p50": variant(**_WSD, path_fraction=0.5),
+    "hard_e300_wsd1200_p25": variant(task=dict(hardest_token=True), **_WSD, path_fraction=0.25),
+})
 
 
 def main() -> int:

@@ -100,16 +100,22 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
                      probe: bool = True, max_paths: int = 4096):
     """An ``evaluate`` callback for :func:`geomlib.train.train` on the path-star task.
 
-    Returns held-out full-path and ``n1`` accuracy (``test_full``, ``test_n1``), optionally the
-    training paths' accuracy, edge recall (any true neighbour as top-1) and the nearest-child
-    geometry probe on held-out leaves."""
-    from .geometry import nearest_child_probe
+    Returns, on held-out leaves: greedy full-path and ``n1`` accuracy (``test_full``,
+    ``test_n1``) and ``n1`` accuracy with the root given (``test_n1_tf``, teacher-forced: what the
+    hardest-token recipe trains); optionally the training paths' full-path accuracy, edge
+    recall (top-1 is a true neighbour), and the geometry probes on held-out leaves: ``probe``
+    (nearest child = own ``n1``) and ``probe_k{k}`` (own ``k``-hop ancestor nearest among its depth)."""
+    from .geometry import ancestor_probe
+
+    l = task.l
 
     def evaluate(model) -> dict:
         out = {}
         if heldout:
-            acc = path_accuracy(model, task.test_paths[:max_paths], task.vocab)
+            test = task.test_paths[:max_paths]
+            acc = path_accuracy(model, test, task.vocab)
             out.update(test_full=acc["full_path"], test_n1=acc["n1"])
+            out["test_n1_tf"] = float(teacher_forced_accuracy(model, test)[3])
         if train:
             acc = path_accuracy(model, task.train_paths[:max_paths], task.vocab)
             out.update(train_full=acc["full_path"])
@@ -120,7 +126,10 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
             u = e.inputs[:, 1].numpy()
             out["edge_top1_neighbour"] = float(task.graph.adjacency[u, pred].mean())
         if probe:
-            out["probe"] = nearest_child_probe(model.token_embeddings(), task.graph, task.test_arms)
+            emb = model.token_embeddings()
+            for k in range(1, l - 1):
+                out[f"probe_k{k}"] = ancestor_probe(emb, task.graph, k, task.test_arms)
+            out["probe"] = out[f"probe_k{l - 2}"]
         return out
 
     return evaluate

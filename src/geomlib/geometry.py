@@ -7,7 +7,7 @@ import torch
 
 from .graphs import Graph
 
-__all__ = ["cosine_matrix", "geometric_level", "nearest_child_probe", "pca", "cosine_by_distance",
+__all__ = ["cosine_matrix", "geometric_level", "nearest_child_probe", "ancestor_probe", "pca", "cosine_by_distance",
            "two_hop_auc", "geometric_margin", "ring_order_fraction", "edge_contrast"]
 
 
@@ -40,13 +40,24 @@ def nearest_child_probe(E, graph: Graph, arms=None) -> float:
     most cosine-similar to their own arm's first node ``n1``. Chance is ``1/d``."""
     if not graph.is_path_star or graph.paths.shape[1] < 3:
         raise ValueError("the nearest-child probe needs a path-star graph with l >= 3")
+    return ancestor_probe(E, graph, graph.paths.shape[1] - 2, arms)
+
+
+def ancestor_probe(E, graph: Graph, k: int, arms=None) -> float:
+    """Share of leaves (of ``arms``) whose embedding is, among all nodes at the depth of their
+    ``k``-hop ancestor, most cosine-similar to that very ancestor. ``k = 1``: the leaf's parent;
+    ``k = l - 2``: ``n1`` (the nearest-child probe). Chance is ``1/d``."""
+    if not graph.is_path_star:
+        raise ValueError("the ancestor probe needs a path-star graph")
+    l = graph.paths.shape[1]
+    if not 1 <= k <= l - 2:
+        raise ValueError(f"k must be in 1..{l - 2} for l = {l}, got {k}")
     arms = np.arange(len(graph.paths)) if arms is None else np.asarray(arms)
     e = _np(E)
-    children = graph.paths[:, 1]
-    leaves = graph.paths[arms, -1]
-    c = e[children] / np.linalg.norm(e[children], axis=1, keepdims=True)
-    lv = e[leaves] / np.linalg.norm(e[leaves], axis=1, keepdims=True)
-    return float(np.mean((lv @ c.T).argmax(1) == arms))
+    e = e / np.linalg.norm(e, axis=1, keepdims=True)
+    candidates = graph.paths[:, l - 1 - k]
+    sims = e[graph.paths[arms, -1]] @ e[candidates].T
+    return float(np.mean(sims.argmax(1) == arms))
 
 
 def pca(E, k: int = 2) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ a mixed stage, which keeps replaying the edges (a small model forgets them other
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .cache import cached_run
@@ -17,7 +18,7 @@ from .models import build_model
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
 from .train import History, TrainConfig, set_seed, train
 
-__all__ = ["stage_batches", "run_recipe", "pathstar_run", "edge_run"]
+__all__ = ["stage_batches", "run_recipe", "pathstar_run", "edge_run", "incontext_run"]
 
 
 def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fraction: float | None):
@@ -46,7 +47,8 @@ def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: list[dict], *
         st = dict(st)
         data, batch, frac = st.pop("data"), st.pop("batch", None), st.pop("path_fraction", None)
         streams, sizes = stage_batches(task, data, batch, frac)
-        cfg = TrainConfig(**st, batch_size=sizes, bf16=bf16, eval_every=eval_every, seed=seed + i)
+        st.setdefault("eval_every", eval_every)  # a stage may evaluate more often (e.g. while geometry forms)
+        cfg = TrainConfig(**st, batch_size=sizes, bf16=bf16, seed=seed + i)
         history.meta.setdefault("stage_starts", []).append(int(history.rows[-1]["step"]) if history.rows else 0)
         train(model, streams, cfg, evaluate=evaluate, stop=stop, progress=progress, history=history,
               desc=f"stage {i + 1}/{len(stages)}: {data}")
@@ -73,7 +75,7 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
         model_cfg.setdefault("block_size", task.train_paths.inputs.shape[1])
     set_seed(seed)
     model = build_model(kind, vocab_size=task.vocab.size, **model_cfg)
-    evaluate = pathstar_metrics(task, train=True, probe=True)
+    evaluate = pathstar_metrics(task, train=True, edges=True, probe=True)
     target, patience = cfg.get("stop_at"), cfg.get("stop_patience", 1)
     streak = {"n": 0}
 
@@ -121,3 +123,39 @@ def edge_run(graph: Graph, model: dict, train_cfg: dict, seed: int = 0, directio
     hist = train(net, data, cfg, evaluate=edge_metrics(graph, vocab, k, directions=directions), progress=progress,
                  desc=f"{kind} on {graph.name}")
     return net.eval(), hist
+
+
+def incontext_run(cfg: dict, seed: int = 0, progress=None, retrain: bool = False):
+    """The in-context path-star task (Bachmann & Nagarajan): a fixed set of ``num_train`` random
+    star graphs given in the prompt, teacher-forced next-token training, evaluation on fresh
+    graphs. Returns ``(task, model, history)``; the history has the teacher-forced accuracy of
+    ``n1`` (``ic_n1``), of the tokens after it (``ic_later``) and of the whole path exactly
+    (``ic_full``, all positions right with the true prefix given)."""
+    from .evaluate import teacher_forced_accuracy
+    from .tasks import IGNORE, InContextPathStar
+
+    task = InContextPathStar(cfg["d"], cfg["l"], cfg["num_labels"])
+    gen = torch.Generator().manual_seed(seed)
+    data = task.sample(cfg["num_train"], gen)
+    test = task.sample(cfg["num_test"], torch.Generator().manual_seed(seed + 10_000))
+    n1 = task.n1_position
+
+    def evaluate(model) -> dict:
+        acc = teacher_forced_accuracy(model, test)
+        mask = test.targets != IGNORE
+        logits = torch.cat([model(x)[0].argmax(-1) for x in test.inputs.split(4096)])
+        full = ((logits == test.targets) | ~mask).all(1).float().mean().item()
+        return {"ic_n1": float(acc[n1]), "ic_later": float(np.nanmean(acc[n1 + 1:])), "ic_full": full}
+
+    model_cfg = dict(cfg["model"])
+    kind = model_cfg.pop("kind")
+    set_seed(seed)
+    model = build_model(kind, vocab_size=task.vocab.size, block_size=task.seq_len, **model_cfg)
+
+    def fit(m):
+        tc = TrainConfig(**cfg["train"], eval_every=cfg["eval_every"], seed=seed)
+        return train(m, data, tc, evaluate=evaluate, progress=progress, desc="in-context path-star").to_dict()
+
+    key = {"experiment": "incontext", "config": cfg, "seed": seed, "threads": torch.get_num_threads()}
+    model, record = cached_run("incontext", key, model, fit, retrain=retrain)
+    return task, model.eval(), History.from_dict(record)
