@@ -59,6 +59,9 @@ VARIANTS.update({
     "e300_wsd1200_p25_wd0.1": variant(**dict(_WSD, weight_decay=0.1), path_fraction=0.25),
     "e300_wsd1200_p50": variant(**_WSD, path_fraction=0.5),
     "hard_e300_wsd1200_p25": variant(task=dict(hardest_token=True), **_WSD, path_fraction=0.25),
+    "e300_wsd1200_p25_decay0.8": variant(**dict(_WSD, decay_fraction=0.8), path_fraction=0.25),
+    "e300_cos1200_p25": variant(**dict(_WSD, schedule="cosine"), path_fraction=0.25),
+    "e300_wsd1200_p25_wd2": variant(**dict(_WSD, weight_decay=2.0), path_fraction=0.25),
 })
 
 

@@ -85,3 +85,33 @@ def test_geometric_margin_sign():
     assoc = geometry.geometric_margin(e_rand, w, big)
     assert np.allclose(e_rand @ w @ e_rand.T, big.adjacency * 10)  # W alone recalls every edge...
     assert assoc["margin"] < 0 and assoc["skewed_top1"] < 0.5  # ...but the geometry does not
+
+
+def test_ancestor_probe_and_participation_ratio():
+    g = path_star(3, 5, seed=0)
+    e = np.zeros((g.num_nodes, 3))
+    for a, p in enumerate(g.paths):
+        e[p[1:], a] = 1.0
+    e[g.root] = 1.0
+    assert all(geometry.ancestor_probe(e, g, k) == 1.0 for k in (1, 2, 3))
+    assert geometry.ancestor_probe(e, g, 3) == geometry.nearest_child_probe(e, g)
+    with pytest.raises(ValueError):
+        geometry.ancestor_probe(e, g, 4)
+    assert spectral.participation_ratio(np.array([1.0, 1.0, 0, 0])) == pytest.approx(2.0)
+    assert spectral.participation_ratio(np.ones(10)) == pytest.approx(10.0)
+
+
+def test_bottom_energy_share_and_linearisation():
+    g = cycle(9, seed=None)
+    vals, vecs = spectral.eigenpairs(g)
+    assert spectral.energy_share(vecs[:, -2:], vecs, 2, which="bottom")["share"] == pytest.approx(1.0)
+    assert spectral.energy_share(vecs[:, -2:], vecs, 2, which="top")["share"] == pytest.approx(0.0, abs=1e-12)
+    K = spectral.node2vec_linearisation(g)
+    assert np.allclose(K, K.T) and np.allclose(K.sum(1), 0.0, atol=1e-12)  # the constant vector does not grow
+    torch.manual_seed(0)
+    m = Node2Vec(g.num_nodes, 16, init_std=1e-5)
+    e0 = m.E.detach().double().numpy().copy()
+    train(m, edge_examples(g, Vocab(g.num_nodes)), TrainConfig(steps=5, lr=1.0, optimizer="sgd", schedule="constant",
+                                                               grad_clip=None), progress=False)
+    pred = np.linalg.matrix_power(np.eye(g.num_nodes) + K, 5) @ e0
+    assert np.allclose(m.E.detach().double().numpy(), pred, rtol=1e-3, atol=1e-9)

@@ -78,3 +78,17 @@ def test_mamba_is_causal():
     y[:, 5:] = (y[:, 5:] + 1) % 12
     a, b = m(x)[0], m(y)[0]
     assert torch.allclose(a[:, :5], b[:, :5], atol=1e-6) and not torch.allclose(a[:, 5:], b[:, 5:])
+
+
+def test_cpu_attention_matches_sdpa():
+    torch.manual_seed(0)
+    m = models.build_model("gpt", vocab_size=20, block_size=8, n_layer=2, n_head=2, n_embd=16).eval()
+    x = torch.randint(0, 20, (3, 8))
+    ours = m(x)[0]
+    attn = m.h[0].attn
+    q, k, v = attn.c_attn(m.h[0].ln_1(m.wte(x) + m.wpe(torch.arange(8)))).split(16, dim=2)
+    q, k, v = (z.view(3, 8, 2, 8).transpose(1, 2) for z in (q, k, v))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    mine = (q @ k.transpose(-2, -1) / 8 ** 0.5).masked_fill(torch.ones(8, 8, dtype=torch.bool).triu(1), float("-inf"))
+    assert torch.allclose(mine.softmax(-1) @ v, ref, atol=1e-6)
+    assert torch.isfinite(ours).all()

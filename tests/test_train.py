@@ -79,3 +79,33 @@ def test_cache_roundtrip_and_corruption(tmp_path, monkeypatch):
     cache.cached_run("t", {**key, "n": 6}, models.Node2Vec(5, 3), fit, verbose=False)  # other key: other entry
     assert len(calls) == 3 and len(list(tmp_path.glob("t-*"))) == 2
     assert not list(tmp_path.glob(".t-*"))  # no half-written entries left behind
+
+
+def test_wsd_schedule():
+    cfg = TrainConfig(steps=100, lr=1.0, schedule="wsd", decay_fraction=0.5, final_lr_ratio=0.1)
+    assert lr_at(cfg, 10) == 1.0 and lr_at(cfg, 49) == 1.0
+    assert 0.1 < lr_at(cfg, 75) < 1.0 and lr_at(cfg, 99) == pytest.approx(0.1, abs=1e-3)
+    with pytest.raises(ValueError):
+        TrainConfig(steps=1, decay_fraction=0.0)
+
+
+def test_recipe_stages_and_cache(tmp_path, monkeypatch):
+    from geomlib.presets import get_preset
+    from geomlib.recipes import pathstar_run, stage_batches
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    cfg = get_preset("pathstar", d=8, l=4, model=dict(kind="gpt", n_layer=1, n_head=1, n_embd=16), bf16=False)
+    cfg["stages"][0].update(steps=6, eval_every=3)
+    cfg["stages"][1].update(steps=4, batch=16)
+    task, model, hist = pathstar_run(cfg, progress=False)
+    assert hist["step"].tolist() == [0, 3, 6, 10] and hist.meta["stage_starts"] == [0, 6]
+    assert {"test_full", "test_n1", "test_n1_tf", "train_full", "edge_top1_neighbour", "probe", "probe_k1"} <= set(hist.last)
+    _, _, again = pathstar_run(cfg, progress=False)  # from the cache: identical record
+    assert again.rows == hist.rows
+    streams, sizes = stage_batches(task, "mixed", 100, 0.25)
+    assert sizes == {"edges": 75, "paths": 25}
+    with pytest.raises(ValueError):
+        stage_batches(task, "mixed", 100, 1.5)
+    with pytest.raises(ValueError):
+        get_preset("pathstar", "gpu")
+    with pytest.raises(ValueError):
+        get_preset("pathstar", dd=3)

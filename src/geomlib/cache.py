@@ -23,7 +23,7 @@ import torch
 
 from .claims import write_json_atomic
 
-__all__ = ["config_hash", "cache_root", "cached_run", "CacheWarning"]
+__all__ = ["config_hash", "cache_root", "cached_run", "CacheWarning", "shipped_data"]
 
 CACHE_VERSION = 1
 _REPO_DATA = Path(__file__).resolve().parents[2] / "data" / "runs"
@@ -40,6 +40,13 @@ def config_hash(key: dict) -> str:
 
 def cache_root() -> Path:
     return Path(os.environ.get("GEOMLIB_CACHE", Path.home() / ".cache" / "geomlib"))
+
+
+def shipped_data(name: str) -> Path | None:
+    """A file shipped in the repository's ``data/`` folder (None when geomlib is installed
+    without the repository, e.g. in Colab)."""
+    path = _REPO_DATA.parent / name
+    return path if path.is_file() else None
 
 
 def _sha(path: Path) -> str:

@@ -116,7 +116,7 @@ PRESETS["knobs"]["paper"] = dict(PRESETS["knobs"]["cpu"], steps=5000, seeds=5)
 # then a decay over the second half ("wsd"). Held-out full-path accuracy passes 0.9 within ~250
 # mixed steps; the decay stops the oscillation a constant lr causes.
 _PATHSTAR_STAGES_CPU = [
-    dict(data="edges", steps=300, lr=1e-2, warmup=30, weight_decay=0.01, final_lr_ratio=0.1, eval_every=20),
+    dict(data="edges", steps=300, lr=1e-2, warmup=50, weight_decay=0.01, final_lr_ratio=0.1, eval_every=20),
     dict(data="mixed", steps=1200, lr=2e-3, schedule="wsd", decay_fraction=0.5, final_lr_ratio=0.05,
          weight_decay=1.0, batch=2048, path_fraction=0.25),
 ]
@@ -156,10 +156,10 @@ register(
     paper=dict(d=10_000, l=6, task={}, model=dict(_GPT_PAPER, freeze_embeddings=True, emb_init_std=1.0),
                stages=_PATHSTAR_STAGES_PAPER, bf16=True, eval_every=1000),
 )
-# Bachmann & Nagarajan's in-context setting: d = 5 arms, l = 5, 50 labels, fresh graphs.
+# Bachmann & Nagarajan's in-context setting (their d = 2..5): d = 2 arms, l = 5, 50 labels.
 register(
     "incontext",
-    cpu=dict(d=5, l=5, num_labels=50, num_train=50_000, num_test=2000, model=_GPT_CPU,
+    cpu=dict(d=2, l=5, num_labels=50, num_train=50_000, num_test=2000, model=_GPT_CPU,
              train=dict(steps=1500, lr=1e-3, warmup=100, weight_decay=0.01, batch_size=256, bf16=True), eval_every=100),
     paper=dict(d=5, l=5, num_labels=50, num_train=200_000, num_test=5000, model=dict(kind="gpt", n_layer=6, n_head=6, n_embd=384),
                train=dict(steps=20000, lr=5e-4, warmup=500, weight_decay=0.01, batch_size=256, bf16=True), eval_every=1000),
