@@ -97,7 +97,10 @@ def test_whole_book_executes_builds_and_every_claim_passes(tmp_path):
     ledger = json.loads((tmp_path / "build" / "ledger.json").read_text())
     chapters = [nb.stem for nb in notebooks.notebooks() if notebooks.is_chapter(nbformat.read(nb, as_version=4))]
     assert {row["chapter"] for row in ledger.values()} == set(chapters)  # every chapter recorded its claims
-    failed = {k: v for k, v in ledger.items() if v["status"] != "pass"}
+    # every claim passes, except those a chapter reports, in prose and in the ledger, as not
+    # reproduced (with the reason); those are shown as such on the report page, never as a pass
+    failed = {k: v for k, v in ledger.items()
+              if not (v["status"] == "pass" or (v["status"] == "not reproduced" and v["details"].get("known_failure")))}
     assert not failed, failed
     html = tmp_path / "_build" / "html"
     assert (html / "index.html").exists() and (html / "report.html").exists()
