@@ -44,6 +44,14 @@ def execute(nb: Path, parameters: dict) -> float:
     return time.perf_counter() - start
 
 
+def drop_rows(ledger: Path, chapter: str) -> None:
+    if ledger.exists():
+        rows = json.loads(ledger.read_text())
+        kept = {k: v for k, v in rows.items() if v.get("chapter") != chapter}
+        if kept != rows:
+            ledger.write_text(json.dumps(kept, indent=2, sort_keys=True))
+
+
 def failure_message(nb: Path, err: Exception) -> str:
     ename = getattr(err, "ename", type(err).__name__)
     evalue = getattr(err, "evalue", str(err))
@@ -84,6 +92,7 @@ def main(argv=None) -> int:
     for nb in chosen:
         chapter = is_chapter(nbformat.read(nb, as_version=4))
         params = {"preset": args.preset, "seed": args.seed} if chapter else {"ledger": str(ledger)}
+        drop_rows(ledger, nb.stem)  # a re-run chapter must not leave stale claims behind
         print(f"-> {nb.stem} ...", flush=True)
         try:
             seconds = execute(nb, params)
