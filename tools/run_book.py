@@ -23,6 +23,8 @@ from pathlib import Path
 import nbformat
 import papermill
 
+from geomlib.claims import write_json_atomic
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from notebooks import is_chapter, notebooks  # noqa: E402
 
@@ -49,7 +51,7 @@ def drop_rows(ledger: Path, chapter: str) -> None:
         rows = json.loads(ledger.read_text())
         kept = {k: v for k, v in rows.items() if v.get("chapter") != chapter}
         if kept != rows:
-            ledger.write_text(json.dumps(kept, indent=2, sort_keys=True))
+            write_json_atomic(ledger, kept)
 
 
 def failure_message(nb: Path, err: Exception) -> str:
