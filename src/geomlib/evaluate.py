@@ -83,7 +83,10 @@ def edge_recall(scores: torch.Tensor | np.ndarray, graph: Graph, k: int | str = 
 
     ``k="degree"`` uses ``k = deg(u)``: recall 1.0 then means every node ranks exactly its
     neighbours first (top-1 has an ambiguity ceiling when a node has two neighbours)."""
-    s = torch.as_tensor(np.asarray(scores), dtype=torch.float64).clone()
+    if isinstance(scores, torch.Tensor):
+        s = scores.detach().to("cpu", torch.float64).clone()
+    else:
+        s = torch.as_tensor(np.asarray(scores), dtype=torch.float64).clone()
     if s.shape != (graph.num_nodes, graph.num_nodes):
         raise ValueError(f"scores must be (N, N) = ({graph.num_nodes}, {graph.num_nodes}), got {tuple(s.shape)}")
     if exclude_self:

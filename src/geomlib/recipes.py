@@ -16,7 +16,7 @@ from .evaluate import edge_metrics, pathstar_metrics
 from .graphs import Graph
 from .models import build_model
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
-from .train import History, TrainConfig, set_seed, train
+from .train import History, TrainConfig, default_device, set_seed, train
 
 __all__ = ["stage_batches", "run_recipe", "pathstar_run", "edge_run", "incontext_run"]
 
@@ -74,7 +74,7 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
     if kind == "gpt":
         model_cfg.setdefault("block_size", task.train_paths.inputs.shape[1])
     set_seed(seed)
-    model = build_model(kind, vocab_size=task.vocab.size, **model_cfg)
+    model = build_model(kind, vocab_size=task.vocab.size, **model_cfg).to(default_device())
     evaluate = pathstar_metrics(task, train=True, edges=True, probe=True)
     target, patience = cfg.get("stop_at"), cfg.get("stop_patience", 1)
     streak = {"n": 0}
@@ -119,6 +119,7 @@ def edge_run(graph: Graph, model: dict, train_cfg: dict, seed: int = 0, directio
         net = build_model(kind, num_nodes=graph.num_nodes, **model)
     else:
         net = build_model(kind, vocab_size=vocab.size, **({"block_size": 2} if kind == "gpt" else {}), **model)
+    net = net.to(default_device())
     cfg = TrainConfig(**train_cfg, eval_every=eval_every, seed=seed)
     hist = train(net, data, cfg, evaluate=edge_metrics(graph, vocab, k, directions=directions), progress=progress,
                  desc=f"{kind} on {graph.name}")
@@ -143,14 +144,15 @@ def incontext_run(cfg: dict, seed: int = 0, progress=None, retrain: bool = False
     def evaluate(model) -> dict:
         acc = teacher_forced_accuracy(model, test)
         mask = test.targets != IGNORE
-        logits = torch.cat([model(x)[0].argmax(-1) for x in test.inputs.split(4096)])
+        device = next(model.parameters()).device
+        logits = torch.cat([model(x.to(device))[0].argmax(-1).cpu() for x in test.inputs.split(4096)])
         full = ((logits == test.targets) | ~mask).all(1).float().mean().item()
         return {"ic_n1": float(acc[n1]), "ic_later": float(np.nanmean(acc[n1 + 1:])), "ic_full": full}
 
     model_cfg = dict(cfg["model"])
     kind = model_cfg.pop("kind")
     set_seed(seed)
-    model = build_model(kind, vocab_size=task.vocab.size, block_size=task.seq_len, **model_cfg)
+    model = build_model(kind, vocab_size=task.vocab.size, block_size=task.seq_len, **model_cfg).to(default_device())
 
     def fit(m):
         tc = TrainConfig(**cfg["train"], eval_every=cfg["eval_every"], seed=seed)
