@@ -31,10 +31,24 @@ from notebooks import is_chapter, notebooks  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def stage(book: Path, staged: Path) -> None:
-    if staged.exists():
-        shutil.rmtree(staged)
-    shutil.copytree(book, staged, ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints", "__pycache__"))
+def stage(book: Path, staged: Path, only: list[str] | None = None) -> None:
+    """Copy the sources to the build folder. A full run starts clean; ``only`` refreshes the
+    non-notebook files and the chosen notebooks and keeps the other chapters' executed copies."""
+    ignore = shutil.ignore_patterns("_build", ".ipynb_checkpoints", "__pycache__")
+    if only is None or not staged.exists():
+        if staged.exists():
+            shutil.rmtree(staged)
+        shutil.copytree(book, staged, ignore=ignore)
+        return
+    for src in book.iterdir():
+        if src.name in ("_build", ".ipynb_checkpoints", "__pycache__"):
+            continue
+        if src.suffix == ".ipynb" and src.stem not in only and (staged / src.name).exists():
+            continue
+        if src.is_dir():
+            shutil.copytree(src, staged / src.name, dirs_exist_ok=True, ignore=ignore)
+        else:
+            shutil.copy2(src, staged / src.name)
 
 
 def execute(nb: Path, parameters: dict) -> float:
@@ -74,7 +88,7 @@ def main(argv=None) -> int:
 
     book, build = args.book.resolve(), args.build.resolve()
     staged = build / book.name
-    stage(book, staged)
+    stage(book, staged, args.only)
     ledger = build / "ledger.json"
     if args.only is None and ledger.exists():
         ledger.unlink()  # a full run starts a fresh ledger: no stale rows
