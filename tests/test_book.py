@@ -86,6 +86,8 @@ def test_executor_succeeds_on_a_true_claim(tmp_path):
     assert not nbformat.read(book / "true_claim.ipynb", as_version=4).cells[1].outputs  # sources stay clean
     r = _run_book("--book", book, "--build", tmp_path / "build", "--only", "nope", "--no-html")
     assert r.returncode == 2 and "not in _toc.yml" in r.stderr
+    executed = nbformat.read(tmp_path / "build" / "fixture_book" / "true_claim.ipynb", as_version=4)
+    assert executed.cells[1].outputs  # running other chapters keeps this chapter's executed copy
 
 
 @pytest.mark.book
