@@ -87,7 +87,7 @@ def test_executor_succeeds_on_a_true_claim(tmp_path):
     r = _run_book("--book", book, "--build", tmp_path / "build", "--only", "nope", "--no-html")
     assert r.returncode == 2 and "not in _toc.yml" in r.stderr
     executed = nbformat.read(tmp_path / "build" / "fixture_book" / "true_claim.ipynb", as_version=4)
-    assert executed.cells[1].outputs  # running other chapters keeps this chapter's executed copy
+    assert any(c.get("outputs") for c in executed.cells)  # running other chapters keeps this executed copy
 
 
 @pytest.mark.book
