@@ -52,7 +52,7 @@ def naive_steps(task, steps: int, batch: int = 2048, frac: float = 0.25) -> floa
     width = len(paths[0][0])
     model = NaiveGPT(task.vocab.size, width)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1.0)
-    n_p = int(batch * frac)
+    n_p = min(int(batch * frac), len(paths))  # as geomlib's sampler: a stream smaller than its batch is used whole
     start = time.perf_counter()
     for _ in range(steps):
         rows = random.sample(edges, batch - n_p) + random.sample(paths, n_p)
@@ -83,8 +83,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     args = ap.parse_args()
     task = tasks.pathstar_task(500, 5, seed=0)
-    n_p = int(2048 * 0.25)
-    tokens = (2048 - n_p) * 2 + n_p * task.train_paths.inputs.shape[1]  # real (unpadded) input tokens per batch
+    n_p = min(int(2048 * 0.25), len(task.train_paths))
+    tokens = (2048 - int(2048 * 0.25)) * 2 + n_p * task.train_paths.inputs.shape[1]  # real (unpadded) input tokens per batch
     rows = {
         "baseline: nn.TransformerEncoder, full logits, fp32, Python batches": naive_steps(task, args.steps),
         "geomlib, fp32": ours_steps(task, args.steps, bf16=False),
