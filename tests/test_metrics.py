@@ -32,7 +32,6 @@ def test_edge_recall_hand_computed():
 
 def test_nearest_child_probe():
     g = path_star(3, 4, seed=0)
-    e = np.eye(g.num_nodes)[:, :3].copy() + 0.01  # placeholder
     e = np.zeros((g.num_nodes, 3))
     for a, p in enumerate(g.paths):
         e[p[1:], a] = 1.0  # each arm along its own axis
