@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 PRESET ?= cpu
 SEED   ?= 0
 
-.PHONY: install book test unit chapter bench clean
+.PHONY: install assets browser book test unit chapter bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-book: install
+# MathJax from the npm registry, served with the book so math renders offline
+# (tools/run_book.py copies it into the book's _static; without it the book falls back to the CDN).
+node_modules/mathjax/es5/tex-mml-chtml.js: package.json package-lock.json
+	command -v npm >/dev/null && npm ci --no-audit --no-fund || echo "npm not found: the book will load MathJax from its CDN"
+
+assets: node_modules/mathjax/es5/tex-mml-chtml.js
+
+# Headless Chromium + ChromeDriver for the browser test (Debian packages). Skipped, with a
+# message, where they cannot be installed; the browser test then says why it is skipped.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	      && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	      || echo "chromium/chromedriver not installed (needs apt-get as root): the browser test will be skipped")
+
+book: install assets
 	$(BIN)/python tools/run_book.py --preset $(PRESET) --seed $(SEED)
 
-test: install
+test: install assets browser
 	$(BIN)/python -m pytest -ra
 
 unit: install

@@ -91,12 +91,10 @@ def test_executor_succeeds_on_a_true_claim(tmp_path):
 
 
 @pytest.mark.book
-def test_whole_book_executes_builds_and_every_claim_passes(tmp_path):
+def test_whole_book_executes_builds_and_every_claim_passes(built_book, html):
     """The README's book command, into a temporary folder: every chapter at the default preset."""
-    r = _run_book("--build", tmp_path / "build", "--html-out", tmp_path, timeout=3600)  # about 16 min on 2 cores
-    print(r.stdout[-3000:])
-    assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-5000:]
-    ledger = json.loads((tmp_path / "build" / "ledger.json").read_text())
+    print(built_book.log[-3000:])
+    ledger = json.loads((built_book.build / "ledger.json").read_text())
     chapters = [nb.stem for nb in notebooks.notebooks() if notebooks.is_chapter(nbformat.read(nb, as_version=4))]
     assert {row["chapter"] for row in ledger.values()} == set(chapters)  # every chapter recorded its claims
     # every claim passes, except those a chapter reports, in prose and in the ledger, as not
@@ -104,7 +102,31 @@ def test_whole_book_executes_builds_and_every_claim_passes(tmp_path):
     failed = {k: v for k, v in ledger.items()
               if not (v["status"] == "pass" or (v["status"] == "not reproduced" and v["details"].get("known_failure")))}
     assert not failed, failed
-    html = tmp_path / "_build" / "html"
     assert (html / "index.html").exists() and (html / "report.html").exists()
     report = (html / "report.html").read_text()
     assert all(claim in report for claim in ledger)
+    intro = (html / "intro.html").read_text()
+    assert "see the report" not in intro and "{{ status_" not in intro  # statuses filled from this build's ledger
+    for ch in chapters:
+        page = (html / f"{ch}.html").read_text()
+        assert "geomlib-verdict" in page, f"{ch}: no verdict box"
+
+
+def test_html_build_gets_local_mathjax_and_this_builds_statuses(tmp_path):
+    import run_book
+    import yaml
+
+    from geomlib.claims import write_json_atomic
+
+    book = _fixture_book(tmp_path)
+    ledger = tmp_path / "ledger.json"
+    write_json_atomic(ledger, {"fixture.true_claim": {"chapter": "true_claim", "status": "pass"}})
+    run_book.prepare_html(book, ledger)
+    cfg = yaml.safe_load((book / "_config.yml").read_text())
+    subs = cfg["parse"]["myst_substitutions"]
+    assert subs["status_true_claim"] == "✓ 1 of 1 pass" and subs["status_false_claim"] == "not run in this build"
+    assert cfg["repository"]["url"] == notebooks.config()["repository"]["url"]  # the rest survives the rewrite
+    if (run_book.MATHJAX / "tex-mml-chtml.js").exists():  # `make` installs it with npm
+        assert cfg["sphinx"]["config"]["mathjax_path"] == "mathjax/tex-mml-chtml.js"
+        assert (book / "_mathjax" / "mathjax" / "tex-mml-chtml.js").exists()
+        assert not (book / "_static").exists()  # Jupyter Book would load every .js there on every page

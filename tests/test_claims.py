@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from geomlib.claims import ClaimFailed, check_claim, read_ledger, report_markdown, write_json_atomic
+from geomlib.claims import ClaimFailed, check_claim, chapter_status, read_ledger, report_markdown, verdict, write_json_atomic
 
 COMMON = dict(paper="p", description="d", chapter="ch", preset="cpu", seed=0)
 
@@ -40,3 +40,20 @@ def test_corrupt_ledger_is_reported(tmp_path):
         read_ledger(p)
     write_json_atomic(p, {"a": {"b": 1}})
     assert json.loads(p.read_text()) == {"a": {"b": 1}} and [f.name for f in tmp_path.iterdir()] == ["ledger.json"]
+
+
+def test_verdict_box_shows_every_claim_of_the_chapter(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOMLIB_LEDGER", str(tmp_path / "ledger.json"))
+    with pytest.raises(ValueError, match="no claims for chapter 'ch'"):
+        verdict("ch")
+    check_claim("x.a", 0.95, ">=", 0.9, **COMMON)
+    assert verdict("ch").status == "✓ 1 of 1 pass"
+    check_claim("x.b", 0.5, ">=", 0.9, **COMMON, known_failure="seed-dependent <here>")
+    check_claim("y.a", 0.95, ">=", 0.9, **dict(COMMON, chapter="other"))
+    v = verdict("ch")
+    assert [r["claim"] for r in v.rows] == ["x.a", "x.b"] and v.status == "⚠ 1 pass, 1 not reproduced"
+    box = v._repr_html_()
+    assert 'class="admonition warning geomlib-verdict"' in box and "seed-dependent &lt;here&gt;" in box
+    assert "x.b: measured 0.5 >= 0.9" in repr(v)
+    assert chapter_status([]) == "not run in this build"
+    assert chapter_status([{"status": "fail"}, {"status": "pass"}]) == "✗ 1 of 2 FAIL"

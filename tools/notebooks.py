@@ -101,6 +101,11 @@ def sync(nb_path: Path, book: Path = BOOK) -> bool:
     return after != before
 
 
+# A code cell that calls one of these draws a figure; the book numbers and captions it from the
+# cell's ``mystnb.figure`` metadata (``caption``, ``name`` for cross-references).
+FIGURE_CALLS = ("plt.subplots(", "plt.figure(")
+
+
 def problems(nb_path: Path, book: Path = BOOK) -> list[str]:
     """What is wrong with a committed chapter (empty list: nothing)."""
     nb = nbformat.read(nb_path, as_version=4)
@@ -118,8 +123,15 @@ def problems(nb_path: Path, book: Path = BOOK) -> list[str]:
         for name in ('preset: str = "cpu"', "seed: int = 0"):
             if name not in params[0].source:
                 out.append(f"its parameters cell lacks `{name}`")
-        if "check_claim(" not in nb.cells[-1].source:
-            out.append("its last cell does not check its claim (check_claim)")
+        if "check_claim(" not in nb.cells[-1].source or "verdict(" not in nb.cells[-1].source:
+            out.append("its last cell does not check its claim (check_claim) and show the verdict box (verdict)")
+        if len(nb.cells) < 3 or "**Claim.**" not in nb.cells[2].source:
+            out.append("its first text cell (after the Colab cells) does not state its claim (**Claim.**)")
+    for i, c in enumerate(nb.cells):
+        if c.cell_type == "code" and any(f in c.source for f in FIGURE_CALLS):
+            fig = c.metadata.get("mystnb", {}).get("figure", {})
+            if not (fig.get("caption") and fig.get("name")):
+                out.append(f"cell {i} draws a figure without a numbered caption (metadata mystnb.figure.caption/name)")
     return out
 
 

@@ -22,13 +22,59 @@ from pathlib import Path
 
 import nbformat
 import papermill
+import yaml
 
-from geomlib.claims import write_json_atomic
+from geomlib.claims import chapter_status, read_ledger, write_json_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from notebooks import is_chapter, notebooks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+MATHJAX = ROOT / "node_modules" / "mathjax" / "es5"  # `npm ci` (the Makefile) puts it there
+# What the CommonHTML build of MathJax 3 loads at run time; the rest of the package (speech
+# rule engine, SVG output, other combined builds) is not needed by the book.
+MATHJAX_PARTS = ["tex-mml-chtml.js", "input", "output/chtml", "a11y", "ui", "adaptors"]
+
+
+def bundle_mathjax(staged: Path, config: dict) -> bool:
+    """Copy MathJax into the staged book (served from ``_static/mathjax``) and point Sphinx at it, so math renders
+    without a network. Returns False (and leaves Sphinx's CDN default) when it is not installed."""
+    if not (MATHJAX / MATHJAX_PARTS[0]).exists():
+        print(f"warning: {MATHJAX} not found (run `npm ci`); the book will load MathJax from its CDN",
+              file=sys.stderr)
+        return False
+    # Not in the staged `_static`: Jupyter Book adds every .js file there to every page. A static
+    # path of its own lands in the output's _static/ all the same, untouched.
+    dest = staged / "_mathjax" / "mathjax"
+    for part in MATHJAX_PARTS:
+        src = MATHJAX / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, dirs_exist_ok=True)
+        else:
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / part)
+    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx["html_static_path"] = [*sphinx.get("html_static_path", []), "_mathjax"]
+    sphinx["mathjax_path"] = "mathjax/tex-mml-chtml.js"
+    return True
+
+
+def fill_statuses(config: dict, ledger: dict, chapters: list[str]) -> None:
+    """Each chapter's status in this build, for the introduction's claim table."""
+    subs = config.setdefault("parse", {}).setdefault("myst_substitutions", {})
+    for ch in chapters:
+        subs[f"status_{ch}"] = chapter_status([r for r in ledger.values() if r.get("chapter") == ch])
+
+
+def prepare_html(staged: Path, ledger_file: Path) -> None:
+    """Edit the staged copy's ``_config.yml`` for the HTML build: local MathJax, claim statuses."""
+    cfg_file = staged / "_config.yml"
+    config = yaml.safe_load(cfg_file.read_text())
+    bundle_mathjax(staged, config)
+    ledger = read_ledger(ledger_file) if ledger_file.exists() else {}
+    chapters = [nb.stem for nb in notebooks(staged) if is_chapter(nbformat.read(nb, as_version=4))]
+    fill_statuses(config, ledger, chapters)
+    cfg_file.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
 
 def stage(book: Path, staged: Path, only: list[str] | None = None) -> None:
@@ -94,7 +140,7 @@ def main(argv=None) -> int:
         ledger.unlink()  # a full run starts a fresh ledger: no stale rows
     os.environ["GEOMLIB_LEDGER"] = str(ledger)
     os.environ.setdefault("GEOMLIB_CACHE", str(build / "cache"))
-    os.environ.setdefault("GEOMLIB_PROGRESS", "1")
+    os.environ.setdefault("GEOMLIB_PROGRESS", "0")  # no progress bars in the rendered pages
 
     chosen = notebooks(staged)
     if args.only is not None:
@@ -127,6 +173,7 @@ def main(argv=None) -> int:
     jb = Path(sys.executable).parent / "jupyter-book"
     if not jb.exists():
         jb = Path(shutil.which("jupyter-book") or "jupyter-book")
+    prepare_html(staged, ledger)
     index = out / "_build" / "html" / "index.html"
     if index.exists():
         index.unlink()

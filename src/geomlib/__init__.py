@@ -4,9 +4,9 @@ Data flows one way: graphs -> tasks -> models -> train -> evaluate / geometry / 
 plots and claims. Each concept of the paper lives in one module named after it.
 """
 from . import cache, claims, evaluate, geometry, graphs, models, presets, spectral, tasks, train
-from .claims import check_claim
+from .claims import check_claim, verdict
 from .presets import get_preset
 
 __version__ = "0.1.0"
 __all__ = ["cache", "claims", "evaluate", "geometry", "graphs", "models", "presets", "spectral", "tasks",
-           "train", "check_claim", "get_preset"]
+           "train", "check_claim", "get_preset", "verdict"]

@@ -1,11 +1,13 @@
 """Checking a chapter's claim and recording it in the results ledger.
 
-A chapter's last cell calls :func:`check_claim`. It displays the measured value (as a
-myst-nb ``glue`` output, so the book's prose can quote it with ``{glue:}``), writes one row to
-a JSON ledger atomically, and raises :class:`ClaimFailed` when the claim does not hold.
+A chapter's last cell calls :func:`check_claim` for each claim: it prints the measured value
+against the threshold, writes one row to a JSON ledger atomically, and raises
+:class:`ClaimFailed` when the claim does not hold. It then shows :func:`verdict`, the chapter's
+verdict box built from those ledger rows.
 """
 from __future__ import annotations
 
+import html
 import json
 import math
 import operator
@@ -17,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["ClaimFailed", "ClaimResult", "check_claim", "ledger_path", "read_ledger", "write_json_atomic",
-           "report_markdown"]
+__all__ = ["ClaimFailed", "ClaimResult", "Verdict", "check_claim", "chapter_status", "ledger_path", "read_ledger",
+           "report_markdown", "verdict", "write_json_atomic"]
 
 _T0 = time.perf_counter()  # the kernel starts with the chapter: wall time since import ~ chapter time
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
@@ -95,23 +97,6 @@ def read_ledger(path: Path | str | None = None) -> dict[str, dict]:
     return data
 
 
-def _glue(name: str, value) -> None:
-    """Display ``value`` the way myst-nb's ``glue`` does, without importing myst-nb."""
-    try:
-        from IPython import get_ipython
-        from IPython.core.formatters import format_display_data
-        from IPython.display import display
-    except ImportError:  # plain Python: just print
-        print(f"{name} = {value}")
-        return
-    if get_ipython() is None:
-        print(f"{name} = {value}")
-        return
-    bundle, metadata = format_display_data(value)
-    metadata["scrapbook"] = {"name": name, "mime_prefix": ""}
-    display(bundle, raw=True, metadata=metadata)
-
-
 def check_claim(claim: str, measured: float, op: str, threshold: float, *, paper: str, description: str,
                 chapter: str, preset: str, seed: int, details: dict | None = None,
                 known_failure: str | None = None) -> ClaimResult:
@@ -136,7 +121,6 @@ def check_claim(claim: str, measured: float, op: str, threshold: float, *, paper
     ledger = read_ledger(path)
     ledger[claim] = asdict(result)
     write_json_atomic(path, ledger)
-    _glue(claim, round(measured, 4))
     print(result)
     if not passed and not known_failure:
         raise ClaimFailed(f"claim {claim!r} ({description}) FAILED: measured {measured:.4g}, "
@@ -144,7 +128,7 @@ def check_claim(claim: str, measured: float, op: str, threshold: float, *, paper
     return result
 
 
-_BADGE = {"pass": "✅ pass", "fail": "❌ FAIL", "not reproduced": "⚠️ not reproduced"}
+_BADGE = {"pass": "✓ pass", "fail": "✗ FAIL", "not reproduced": "⚠ not reproduced"}  # plain glyphs: no emoji font needed
 
 
 def report_markdown(ledger: dict[str, dict]) -> str:
@@ -162,3 +146,59 @@ def report_markdown(ledger: dict[str, dict]) -> str:
     ok = sum(r["status"] == "pass" for r in ledger.values())
     lines.append(f"\n**{ok} of {n} claims pass.**")
     return "\n".join(lines)
+
+
+def chapter_status(rows: list[dict]) -> str:
+    """One line for a chapter's claims: ``"✓ 3 of 3 pass"``, ``"⚠ 3 pass, 2 not reproduced"``..."""
+    if not rows:
+        return "not run in this build"
+    counts = {k: sum(r["status"] == k for r in rows) for k in ("pass", "not reproduced", "fail")}
+    if counts["fail"]:
+        return f"✗ {counts['fail']} of {len(rows)} FAIL"
+    if counts["not reproduced"]:
+        return f"⚠ {counts['pass']} pass, {counts['not reproduced']} not reproduced"
+    return f"✓ {counts['pass']} of {len(rows)} pass"
+
+
+class Verdict:
+    """A chapter's verdict box: every claim the chapter recorded in the ledger, measured value
+    against the check and the paper's statement. Rendered as an admonition in the book."""
+
+    def __init__(self, chapter: str, rows: list[dict]):
+        self.chapter, self.rows = chapter, rows
+
+    @property
+    def status(self) -> str:
+        return chapter_status(self.rows)
+
+    def __repr__(self) -> str:
+        lines = [f"Verdict for {self.chapter}: {self.status}"]
+        lines += [f"  {_BADGE.get(r['status'], r['status'])}  {r['claim']}: measured {r['measured']:.4g} "
+                  f"{r['op']} {r['threshold']:.4g}  (paper: {r['paper']})" for r in self.rows]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        kind = "tip" if self.status.startswith("✓") else ("warning" if self.status.startswith("⚠") else "error")
+        body = "".join(
+            f"<tr><td>{e(_BADGE.get(r['status'], r['status']))}</td><td><code>{e(r['claim'])}</code><br>"
+            f"<small>{e(r['description'])}</small></td><td>{r['measured']:.4g}</td>"
+            f"<td>{e(r['op'])} {r['threshold']:.4g}</td><td>{e(r['paper'])}"
+            + (f"<br><small>why not: {e(str(r['details']['known_failure']))}</small>"
+               if r["status"] != "pass" and r.get("details", {}).get("known_failure") else "")
+            + "</td></tr>" for r in self.rows)
+        seeds = sorted({(r["preset"], r["seed"]) for r in self.rows})
+        run = ", ".join(f"preset {p}, seed {s}" for p, s in seeds)
+        return (f'<div class="admonition {kind} geomlib-verdict"><p class="admonition-title">Verdict: {e(self.status)}'
+                f"</p><p>Measured on this build ({e(run)}), checked against thresholds a failure of the "
+                f"phenomenon would violate; all rows are in the reproducibility report.</p>"
+                f"<table><thead><tr><th>status</th><th>claim</th><th>measured</th><th>check</th><th>paper</th>"
+                f"</tr></thead><tbody>{body}</tbody></table></div>")
+
+
+def verdict(chapter: str, ledger: Path | str | None = None) -> Verdict:
+    """The verdict box for ``chapter``: its rows of the ledger, sorted by claim id."""
+    rows = [r for r in read_ledger(ledger).values() if r.get("chapter") == chapter]
+    if not rows:
+        raise ValueError(f"the ledger has no claims for chapter {chapter!r}: call check_claim first")
+    return Verdict(chapter, rows)

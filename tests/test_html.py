@@ -1,0 +1,158 @@
+"""The book as readers see it: the built HTML scanned for error outputs, then every page opened
+in headless Chromium (math typeset from the book's own MathJax, figures loaded, Colab link,
+verdict box). Both read the one build of the ``built_book`` fixture (marked ``book``)."""
+import functools
+import html as htmllib
+import http.server
+import re
+import shutil
+import socketserver
+import sys
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import notebooks  # noqa: E402
+
+pytestmark = pytest.mark.book
+SCREENSHOTS = ROOT / "build" / "screenshots"  # build artefacts (git-ignored)
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver")
+
+# What an error looks like in a rendered notebook page: a traceback, an error output, or an
+# exception name printed at the start of a stream line.
+ERROR_PATTERNS = [re.compile(p) for p in (
+    r"Traceback \(most recent call last\)", r'class="output (?:traceback|error)', r"\bClaimFailed\b",
+    r"(?m)^\w*(?:Error|Exception|Warning): ")]
+
+
+def pages() -> list[str]:
+    return notebooks.toc_files()
+
+
+def chapters() -> list[str]:
+    return [nb.stem for nb in notebooks.notebooks() if notebooks.is_chapter(nbformat.read(nb, as_version=4))]
+
+
+def figure_count(stem: str) -> int:
+    nb = nbformat.read(notebooks.resolve(ROOT / "book", stem), as_version=4)
+    return sum(bool(c.metadata.get("mystnb", {}).get("figure")) for c in nb.cells)
+
+
+def test_no_page_shows_an_error_output(html):
+    for stem in pages():
+        text = htmllib.unescape(re.sub(r"<[^>]+>", "", (html / f"{stem}.html").read_text()))
+        for pat in ERROR_PATTERNS:
+            m = pat.search(text)
+            assert m is None, f"{stem}.html shows an error: ...{text[max(0, m.start() - 200): m.end() + 200]}..."
+
+
+def test_figures_are_numbered_and_captioned(html):
+    for stem in chapters():
+        page = (html / f"{stem}.html").read_text()
+        numbers = re.findall(r'<span class="caption-number">Fig\. (\d+) </span>', page)
+        assert len(numbers) == figure_count(stem) > 0, f"{stem}: {len(numbers)} numbered figures"
+
+
+@pytest.fixture(scope="module")
+def server(html):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(html))
+    with socketserver.TCPServer(("127.0.0.1", 0), handler) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (Path(CHROMIUM).exists() and CHROMEDRIVER):
+        pytest.skip("no Chromium/ChromeDriver: `make browser` installs Debian's chromium and chromium-driver "
+                    "(needs apt-get as root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,1000",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _open(browser, url: str) -> None:
+    browser.get(url)
+    # wait for MathJax to finish typesetting (the page loads it from the book's own _static)
+    browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "if (![...document.scripts].some(s => /mathjax/i.test(s.src))) { done(null); return; }"
+        "const wait = () => (window.MathJax && MathJax.startup && MathJax.startup.promise)"
+        "  ? MathJax.startup.promise.then(() => done(true), () => done(false)) : setTimeout(wait, 50);"
+        "wait();")
+
+
+def _screenshot(browser, path: Path, full_page: bool = True) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if full_page:
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1280, min(height, 12000))
+    browser.save_screenshot(str(path))
+    browser.set_window_size(1280, 1000)
+
+
+def test_every_page_in_a_real_browser(server, browser, html):
+    repo = notebooks.config()["repository"]["url"].removeprefix("https://github.com/")
+    typeset_pages = []
+    for stem in pages():
+        _open(browser, f"{server}/{stem}.html")
+        where = f"{stem}.html"
+        assert browser.title and "404" not in browser.title, where
+        # MathJax from the book itself, and every formula typeset without errors
+        raw_math = browser.execute_script("return document.querySelectorAll('.math').length")
+        src = browser.execute_script("return [...document.scripts].map(s => s.src).filter(s => /mathjax/i.test(s))")
+        if raw_math:
+            assert src and all(s.startswith(server) for s in src), f"{where}: MathJax not served locally: {src}"
+        typeset = browser.execute_script("return document.querySelectorAll('mjx-container').length")
+        errors = browser.execute_script("return document.querySelectorAll('mjx-merror').length")
+        assert typeset >= raw_math and errors == 0, f"{where}: {raw_math} formulas, {typeset} typeset, {errors} errors"
+        if typeset:
+            typeset_pages.append(stem)
+        text = browser.execute_script("return document.body.innerText")
+        assert "Traceback (most recent call last)" not in text, where
+        if stem not in chapters():
+            continue
+        # figures: every captioned figure is an image that loaded and has a size
+        figs = browser.execute_script(
+            "return [...document.querySelectorAll('figure img')].map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        assert len(figs) == figure_count(stem), f"{where}: {len(figs)} figures"
+        assert all(ok and w > 100 and h > 100 for ok, w, h in figs), f"{where}: empty or broken figure {figs}"
+        # the Colab badge and launch button open this chapter's notebook in the configured repository
+        colab = browser.execute_script(
+            "return [...document.querySelectorAll('a')].map(a => a.href).filter(h => h.includes('colab.research.google.com'))")
+        want = f"colab.research.google.com/github/{repo}/blob/main/book/{stem}.ipynb"
+        assert colab and all(h.endswith(want) for h in colab), f"{where}: Colab links {colab}"
+        verdict = browser.execute_script("const v = document.querySelector('.geomlib-verdict'); "
+                                         "return v ? v.innerText : null")
+        assert verdict and "Verdict" in verdict, f"{where}: no verdict box"
+    assert {"intro", "spectral_bias", "linear_net"} <= set(typeset_pages), typeset_pages  # pages known to have math
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    _open(browser, f"{server}/intro.html")
+    _screenshot(browser, SCREENSHOTS / "intro.png")
+    _open(browser, f"{server}/linear_net.html")
+    _screenshot(browser, SCREENSHOTS / "linear_net.png")
+    box = browser.find_element("css selector", ".geomlib-verdict")
+    browser.execute_script("arguments[0].scrollIntoView()", box)
+    box.screenshot(str(SCREENSHOTS / "linear_net-verdict.png"))
+    assert all((SCREENSHOTS / f).stat().st_size > 10_000 for f in ("intro.png", "linear_net.png", "linear_net-verdict.png"))
