@@ -109,3 +109,40 @@ def test_recipe_stages_and_cache(tmp_path, monkeypatch):
         get_preset("pathstar", "gpu")
     with pytest.raises(ValueError):
         get_preset("pathstar", dd=3)
+
+
+def test_derive_changes_nested_keys_and_rejects_typos():
+    from geomlib.presets import derive, get_preset
+    base = get_preset("scaling")["base"]
+    c = derive(base, d=50, model__n_embd=64, stages__1__steps=7)
+    assert (c["d"], c["model"]["n_embd"], c["stages"][1]["steps"]) == (50, 64, 7)
+    assert base["d"] == 100 and base["model"]["n_embd"] == 128  # the base is untouched
+    with pytest.raises(KeyError, match="modle"):
+        derive(base, modle__n_embd=64)
+
+
+def test_geometric_interventions(tmp_path, monkeypatch):
+    """Node2Vec-initialised embeddings and the auxiliary Node2Vec loss change the run; a bad
+    option is an error, not a silent plain run."""
+    from geomlib.models import node2vec_loss
+    from geomlib.presets import derive, get_preset
+    from geomlib.recipes import pathstar_run
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    base = derive(get_preset("interventions")["base"], d=6, l=4, bf16=False,
+                  model=dict(kind="gpt", n_layer=1, n_head=1, n_embd=16, emb_init_std=None))
+    base["stages"][0].update(steps=4, eval_every=4)
+    base["stages"][1].update(steps=2, batch=16)
+    _, plain, h0 = pathstar_run(base, progress=False)
+    _, init, h1 = pathstar_run(derive(base, emb_init="node2vec"), progress=False)
+    _, aux, h2 = pathstar_run(derive(base, aux_node2vec=1.0), progress=False)
+    assert h0.rows[0]["loss"] is None and h1.rows[-1]["loss"] != h0.rows[-1]["loss"] != h2.rows[-1]["loss"]
+    assert h0.at(4)["step"] == 4
+    with pytest.raises(KeyError):
+        h0.at(5)
+    with pytest.raises(ValueError, match="emb_init"):
+        pathstar_run(derive(base, emb_init="laplacian"), progress=False)
+    E = torch.randn(5, 3, requires_grad=True)
+    pairs = torch.tensor([[0, 1], [1, 0], [1, 2]])
+    loss = node2vec_loss(E, pairs)
+    expected = -torch.log_softmax(E @ E.T, 1)[pairs[:, 0], pairs[:, 1]].mean()
+    assert torch.allclose(loss, expected)

@@ -125,7 +125,7 @@ def problems(nb_path: Path, book: Path = BOOK) -> list[str]:
                 out.append(f"its parameters cell lacks `{name}`")
         if "check_claim(" not in nb.cells[-1].source or "verdict(" not in nb.cells[-1].source:
             out.append("its last cell does not check its claim (check_claim) and show the verdict box (verdict)")
-        if len(nb.cells) < 3 or "**Claim.**" not in nb.cells[2].source:
+        if len(nb.cells) < 3 or "**Claim" not in nb.cells[2].source:
             out.append("its first text cell (after the Colab cells) does not state its claim (**Claim.**)")
     for i, c in enumerate(nb.cells):
         if c.cell_type == "code" and any(f in c.source for f in FIGURE_CALLS):

@@ -290,6 +290,13 @@ class Node2Vec(nn.Module):
         return self.E.detach()
 
 
+def node2vec_loss(E: torch.Tensor, directed_edges: torch.Tensor) -> torch.Tensor:
+    """1-hop Node2Vec's objective on any embedding table ``E`` (rows = nodes): mean over the
+    directed edges ``u -> v`` of ``-log softmax_v(<E_u, E_w>)``, full softmax over the rows. As an
+    auxiliary loss it pulls a sequence model's token embeddings towards Node2Vec's geometry."""
+    return F.cross_entropy(E[directed_edges[:, 0]] @ E.T, directed_edges[:, 1])
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Distinct parameters (tied weights counted once)."""
     seen, total = set(), 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-__all__ = ["PRESETS", "get_preset"]
+__all__ = ["PRESETS", "get_preset", "derive"]
 
 PRESETS: dict[str, dict[str, dict]] = {}
 
@@ -25,6 +25,23 @@ def get_preset(experiment: str, name: str = "cpu", **overrides) -> dict:
         raise ValueError(f"unknown parameter(s) {sorted(bad)} for {experiment!r}; known: {sorted(cfg)}")
     cfg.update(overrides)
     return cfg
+
+
+def derive(cfg: dict, **changes) -> dict:
+    """A copy of ``cfg`` with nested keys replaced; ``__`` separates levels and a list index is
+    an integer: ``derive(base, d=50, model__n_embd=64, stages__1__steps=400)``. Unknown keys
+    raise, so a typo cannot silently leave the base value in place."""
+    out = copy.deepcopy(cfg)
+    for dotted, value in changes.items():
+        *path, last = dotted.split("__")
+        node = out
+        for part in path:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        key = int(last) if isinstance(node, list) else last
+        if isinstance(node, dict) and key not in node:
+            raise KeyError(f"derive: {dotted!r} is not a key of the config (known here: {sorted(node)})")
+        node[key] = value
+    return out
 
 
 # Chapter "Associative vs geometric memory": the tiny graphs are already the paper's scale, so
@@ -163,4 +180,41 @@ register(
              train=dict(steps=1500, lr=1e-3, warmup=100, weight_decay=0.01, batch_size=256, bf16=True), eval_every=100),
     paper=dict(d=5, l=5, num_labels=50, num_train=200_000, num_test=5000, model=dict(kind="gpt", n_layer=6, n_head=6, n_embd=384),
                train=dict(steps=20000, lr=5e-4, warmup=500, weight_decay=0.01, batch_size=256, bf16=True), eval_every=1000),
+)
+
+# ----------------------------------------------------------------------------- beyond the paper
+# Phase diagram: the `pathstar` cpu recipe on smaller graphs (a mixed stage of 400 steps with
+# batches of 512), one axis at a time around a centre cell; the edge stage evaluates every 20
+# steps so that the moment the geometry probe switches on is visible.
+_SCALING_STAGES_CPU = [dict(_PATHSTAR_STAGES_CPU[0]), dict(_PATHSTAR_STAGES_CPU[1], steps=400, batch=512)]
+_SCALING_BASE_CPU = dict(d=100, l=5, task={}, model=dict(_GPT_CPU, emb_init_std=None), stages=_SCALING_STAGES_CPU, bf16=True, eval_every=100,
+                         emb_init=None, aux_node2vec=0.0)
+register(
+    "scaling",
+    cpu=dict(base=_SCALING_BASE_CPU, arms=[25, 50, 100, 200], lengths=[4, 5, 6, 7],
+             sizes=[(1, 128), (2, 64), (2, 128), (2, 256)], seeds=1),
+    # For a GPU, around the paper's d = 10^4, l = 6, 12 x 384 (not run on the CPU machine).
+    paper=dict(base=dict(_SCALING_BASE_CPU, d=10_000, l=6, model=dict(_GPT_PAPER, emb_init_std=None), stages=_PATHSTAR_STAGES_PAPER,
+                         eval_every=1000),
+               arms=[500, 2000, 5000, 10_000], lengths=[4, 6, 8, 10], sizes=[(4, 256), (8, 384), (12, 384), (12, 768)],
+               seeds=3),
+)
+
+# Headroom as an intervention: where the plain Transformer's generalisation is fragile (d = 50
+# arms: held-out accuracy rises, then collapses into a lookup), does more geometric memory help?
+_INTERVENTIONS = {
+    "plain": {},
+    "self-edges": dict(task={"self_edges": True}),
+    "Node2Vec-initialised embeddings": dict(emb_init="node2vec"),
+    "auxiliary Node2Vec loss": dict(aux_node2vec=1.0),
+    "small embedding init (std 0.002)": dict(model__emb_init_std=0.002),
+}
+register(
+    "interventions",
+    cpu=dict(base=dict(_SCALING_BASE_CPU, d=50, stages=[dict(_SCALING_STAGES_CPU[0], eval_every=100),
+                                                       _SCALING_STAGES_CPU[1]]),
+             variants=_INTERVENTIONS, seeds=3),
+    paper=dict(base=dict(_SCALING_BASE_CPU, d=1000, l=6, model=dict(_GPT_PAPER, emb_init_std=None), stages=_PATHSTAR_STAGES_PAPER,
+                         eval_every=1000),
+               variants=_INTERVENTIONS, seeds=5),
 )

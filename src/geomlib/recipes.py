@@ -40,7 +40,7 @@ def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fractio
 
 
 def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: list[dict], *, seed: int, bf16: bool,
-               eval_every: int, evaluate=None, stop=None, progress=None) -> History:
+               eval_every: int, evaluate=None, stop=None, progress=None, aux_loss=None) -> History:
     """Run the stages in order on one model; one :class:`History` across all of them."""
     history = History()
     for i, st in enumerate(stages):
@@ -51,7 +51,7 @@ def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: list[dict], *
         cfg = TrainConfig(**st, batch_size=sizes, bf16=bf16, seed=seed + i)
         history.meta.setdefault("stage_starts", []).append(int(history.rows[-1]["step"]) if history.rows else 0)
         train(model, streams, cfg, evaluate=evaluate, stop=stop, progress=progress, history=history,
-              desc=f"stage {i + 1}/{len(stages)}: {data}")
+              desc=f"stage {i + 1}/{len(stages)}: {data}", aux_loss=aux_loss)
         if history.meta.get("stopped_early"):
             break
     return history
@@ -65,6 +65,10 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
     ``cfg`` keys: ``d``, ``l``, ``task`` (extra :func:`pathstar_task` options), ``model`` (kind
     and config), ``stages``, ``bf16``, ``eval_every``, ``stop_at`` (stop once held-out full-path
     accuracy has been >= this for ``stop_patience`` consecutive evaluations; None: never).
+    Optional geometric interventions (the "headroom" experiments): ``emb_init="node2vec"`` starts
+    the node-token embeddings from a 1-hop Node2Vec embedding of the graph (rescaled to the
+    model's init scale); ``aux_node2vec=w`` adds ``w`` times the Node2Vec loss of the node-token
+    embeddings to every step.
 
     ``on_eval(row)`` sees every evaluation row (logging). ``max_seconds`` cuts training after a
     wall-clock budget (benchmarks only): such a run depends on the machine, so it is not cached."""
@@ -75,6 +79,10 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
         model_cfg.setdefault("block_size", task.train_paths.inputs.shape[1])
     set_seed(seed)
     model = build_model(kind, vocab_size=task.vocab.size, **model_cfg).to(default_device())
+    init, aux_w = cfg.get("emb_init"), float(cfg.get("aux_node2vec", 0.0))
+    if init not in (None, "node2vec"):
+        raise ValueError(f"emb_init must be None or 'node2vec', got {init!r}")
+    aux_loss = _node2vec_aux(task.graph, aux_w) if aux_w else None
     evaluate = pathstar_metrics(task, train=True, edges=True, probe=True)
     target, patience = cfg.get("stop_at"), cfg.get("stop_patience", 1)
     streak = {"n": 0}
@@ -90,8 +98,10 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
         return streak["n"] >= patience
 
     def fit(m):
+        if init == "node2vec":  # only when training: a cached run loads its trained weights
+            _init_from_node2vec(m, task.graph, seed)
         h = run_recipe(m, task, cfg["stages"], seed=seed, bf16=cfg.get("bf16", False), eval_every=cfg["eval_every"],
-                       evaluate=evaluate, stop=stop, progress=progress)
+                       evaluate=evaluate, stop=stop, progress=progress, aux_loss=aux_loss)
         return h.to_dict()
 
     if max_seconds is not None:
@@ -100,6 +110,37 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
     model, record = cached_run(name, key, model, fit, retrain=retrain)
     model.eval()
     return task, model, History.from_dict(record)
+
+
+# The Node2Vec run that gives the "emb_init" geometry: the spectral-bias chapter's recipe.
+_NODE2VEC_INIT = dict(init_std=0.02, lr=1.0, steps=1500)
+
+
+def _init_from_node2vec(model: torch.nn.Module, graph: Graph, seed: int) -> None:
+    """Overwrite the node-token rows of ``model``'s token embedding with a 1-hop Node2Vec
+    embedding of ``graph`` of the same width, rescaled to the rows' current mean norm."""
+    wte = model.wte.weight
+    n2v, _ = edge_run(graph, dict(kind="node2vec", dim=wte.shape[1], init_std=_NODE2VEC_INIT["init_std"]),
+                      dict(optimizer="sgd", schedule="constant", grad_clip=None, lr=_NODE2VEC_INIT["lr"],
+                           steps=_NODE2VEC_INIT["steps"]), seed=seed, eval_every=0, progress=False)
+    E = n2v.token_embeddings().to(wte.device)
+    E = E - E.mean(0)
+    with torch.no_grad():
+        n = graph.num_nodes
+        wte[:n] = E * (wte[:n].norm(dim=1).mean() / E.norm(dim=1).mean())
+    set_seed(seed)  # the rest of the run draws the same random numbers as without the init
+
+
+def _node2vec_aux(graph: Graph, weight: float):
+    """``weight`` x the 1-hop Node2Vec loss of the node-token embeddings (every edge, both ways)."""
+    from .models import node2vec_loss
+
+    pairs = torch.as_tensor(graph.directed_edges)
+
+    def aux(model):
+        E = model.wte.weight[: graph.num_nodes]
+        return weight * node2vec_loss(E, pairs.to(E.device))
+    return aux
 
 
 def edge_run(graph: Graph, model: dict, train_cfg: dict, seed: int = 0, directions: str = "both",

@@ -97,6 +97,13 @@ class History:
     def last(self) -> dict:
         return self.rows[-1] if self.rows else {}
 
+    def at(self, step: int) -> dict:
+        """The evaluation row of ``step`` (KeyError if that step was not evaluated)."""
+        for r in self.rows:
+            if r["step"] == step:
+                return r
+        raise KeyError(f"step {step} was not evaluated; evaluated steps: {[r['step'] for r in self.rows]}")
+
     def first_step(self, key: str, threshold: float) -> int | None:
         """First evaluated step at which ``key >= threshold`` (None if never)."""
         for r in self.rows:
@@ -144,13 +151,15 @@ def _progress_enabled(progress: bool | None) -> bool:
 def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: TrainConfig,
           evaluate: Callable[[torch.nn.Module], dict] | None = None,
           stop: Callable[[dict], bool] | None = None, progress: bool | None = None,
-          history: History | None = None, desc: str = "train") -> History:
+          history: History | None = None, desc: str = "train",
+          aux_loss: Callable[[torch.nn.Module], torch.Tensor] | None = None) -> History:
     """Train ``model`` in place for ``cfg.steps`` steps and return its :class:`History`.
 
     ``data``: one :class:`Examples` or a dict of named streams (mixed recipe). ``evaluate``
     is called every ``cfg.eval_every`` steps (and at the start and the end) in eval mode under
     ``torch.no_grad``; ``stop`` ends training early when it returns True on those metrics.
-    Passing a previous ``history`` continues its step count (staged recipes).
+    Passing a previous ``history`` continues its step count (staged recipes). ``aux_loss(model)``,
+    when given, is added to every step's loss (e.g. an auxiliary Node2Vec loss on the embeddings).
     """
     streams = data if isinstance(data, dict) else {"data": data}
     sizes = cfg.batch_size if isinstance(cfg.batch_size, dict) else {k: cfg.batch_size for k in streams}
@@ -207,6 +216,8 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
         with autocast:
             for k, b in batches.items():
                 loss = loss + model(b.inputs, b.targets)[1] * (counts[k] / total)
+            if aux_loss is not None:
+                loss = loss + aux_loss(model)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
