@@ -162,6 +162,7 @@ class MambaConfig:
     freeze_embeddings: bool = False
     init_std: float = 0.02
     block_size: int = 4096  # unused by the model (no positions); kept for a shared interface
+    compile_scan: bool = True  # torch.compile the selective scan (falls back to eager, with a warning)
 
     def __post_init__(self):
         for name in ("vocab_size", "n_layer", "d_model", "d_state", "d_conv", "expand"):
@@ -178,6 +179,7 @@ class MambaBlock(nn.Module):
         d_inner = cfg.expand * cfg.d_model
         self.dt_rank = math.ceil(cfg.d_model / 16)
         self.d_state = cfg.d_state
+        self.compile_scan = cfg.compile_scan
         self.norm = nn.LayerNorm(cfg.d_model)
         self.in_proj = nn.Linear(cfg.d_model, 2 * d_inner, bias=False)
         self.conv = nn.Conv1d(d_inner, d_inner, cfg.d_conv, groups=d_inner, padding=cfg.d_conv - 1)
@@ -194,19 +196,62 @@ class MambaBlock(nn.Module):
         b, t, _ = x.shape
         xz = self.in_proj(self.norm(x))
         u, z = xz.chunk(2, dim=-1)
-        u = F.silu(self.conv(u.transpose(1, 2))[..., :t].transpose(1, 2))
+        u = F.silu(self._causal_conv(u))
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt)).float()  # (b, t, d_inner)
         A = -torch.exp(self.A_log.float())  # (d_inner, n)
-        dA = torch.exp(delta.unsqueeze(-1) * A)  # (b, t, d_inner, n)
-        dBu = delta.unsqueeze(-1) * B.float().unsqueeze(2) * u.float().unsqueeze(-1)
-        h = torch.zeros(b, u.shape[-1], self.d_state, device=x.device)
-        ys = []
-        for i in range(t):  # sequences here are short (< 30 tokens): a plain scan is fast enough
-            h = dA[:, i] * h + dBu[:, i]
-            ys.append((h * C[:, i].float().unsqueeze(1)).sum(-1))
-        y = torch.stack(ys, 1).to(u.dtype) + u * self.D
+        y = _scan(self.compile_scan)(delta, A, B.float(), C.float(), u.float())
+        y = y.to(u.dtype) + u * self.D
         return x + self.out_proj(y * F.silu(z))
+
+    def _causal_conv(self, u):
+        """The depthwise causal convolution over time, as ``d_conv`` shifted multiply-adds: the
+        same weights as ``self.conv`` but about 10x cheaper than Conv1d on these short sequences."""
+        k, t = self.conv.weight.shape[-1], u.shape[1]
+        w = self.conv.weight[:, 0, :]  # (d_inner, k); tap k-1 multiplies the current token
+        padded = F.pad(u, (0, 0, k - 1, 0))
+        out = self.conv.bias
+        for j in range(k):
+            out = out + padded[:, j: j + t] * w[:, j]
+        return out
+
+
+def selective_scan(delta, A, B, C, u):
+    """The selective-SSM recurrence ``h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t``,
+    ``y_t = C_t . h_t``, with ``delta, u: (b, t, d)``, ``A: (d, n)``, ``B, C: (b, t, n)``; returns
+    ``y: (b, t, d)``. Written per step so that a compiler can fuse each step into one loop and
+    never materialise the ``(b, t, d, n)`` tensors (sequences here are short)."""
+    h = torch.zeros(u.shape[0], u.shape[2], A.shape[1], device=u.device, dtype=u.dtype)
+    ys = []
+    for i in range(u.shape[1]):
+        h = torch.exp(delta[:, i, :, None] * A) * h + (delta[:, i, :, None] * u[:, i, :, None]) * B[:, i, None, :]
+        ys.append((h * C[:, i, None, :]).sum(-1))
+    return torch.stack(ys, 1)
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def _scan(compile_scan: bool):
+    """:func:`selective_scan`, compiled with ``torch.compile`` when asked and possible (3-4x
+    faster on CPU here; about 20 s of compilation per sequence length). If compilation fails on
+    this platform, warn once and run the plain version: the same numbers, only slower."""
+    if not compile_scan or _COMPILED.get("failed"):
+        return selective_scan
+    if "fn" not in _COMPILED:
+        _COMPILED["fn"] = torch.compile(selective_scan, dynamic=True)
+    fn = _COMPILED["fn"]
+
+    def run(*args):
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 - inductor needs a C++ toolchain; fall back loudly
+            import warnings
+            warnings.warn(f"torch.compile of the Mamba scan failed ({type(e).__name__}: {e}); using the "
+                          "uncompiled scan (same results, slower)", RuntimeWarning, stacklevel=2)
+            _COMPILED["failed"] = True
+            return selective_scan(*args)
+    return run
 
 
 class Mamba(nn.Module):

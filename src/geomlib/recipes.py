@@ -173,7 +173,7 @@ def incontext_run(cfg: dict, seed: int = 0, progress=None, retrain: bool = False
     graphs. Returns ``(task, model, history)``; the history has the teacher-forced accuracy of
     ``n1`` (``ic_n1``), of the tokens after it (``ic_later``) and of the whole path exactly
     (``ic_full``, all positions right with the true prefix given)."""
-    from .evaluate import teacher_forced_accuracy
+    from .evaluate import teacher_forced_accuracy, teacher_forced_predictions
     from .tasks import IGNORE, InContextPathStar
 
     task = InContextPathStar(cfg["d"], cfg["l"], cfg["num_labels"])
@@ -183,11 +183,9 @@ def incontext_run(cfg: dict, seed: int = 0, progress=None, retrain: bool = False
     n1 = task.n1_position
 
     def evaluate(model) -> dict:
-        acc = teacher_forced_accuracy(model, test)
-        mask = test.targets != IGNORE
-        device = next(model.parameters()).device
-        logits = torch.cat([model(x.to(device))[0].argmax(-1).cpu() for x in test.inputs.split(4096)])
-        full = ((logits == test.targets) | ~mask).all(1).float().mean().item()
+        preds = teacher_forced_predictions(model, test)  # one forward pass over the test set
+        acc = teacher_forced_accuracy(model, test, predictions=preds)
+        full = ((preds == test.targets) | (test.targets == IGNORE)).all(1).float().mean().item()
         return {"ic_n1": float(acc[n1]), "ic_later": float(np.nanmean(acc[n1 + 1:])), "ic_full": full}
 
     model_cfg = dict(cfg["model"])
