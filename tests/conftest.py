@@ -37,7 +37,7 @@ def built_book(tmp_path_factory) -> BuiltBook:
         return BuiltBook(Path(reuse).resolve(), 0, f"reused the build in {reuse}")
     root = tmp_path_factory.mktemp("book")
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "run_book.py"), "--build", str(root / "build"),
-                        "--html-out", str(root)], capture_output=True, text=True, timeout=3600)  # ~16 min, 2 cores
+                        "--html-out", str(root)], capture_output=True, text=True, timeout=3600)  # ~23 min on 2 cores
     return BuiltBook(root, r.returncode, r.stdout[-5000:] + r.stderr[-5000:])
 
 
