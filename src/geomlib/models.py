@@ -233,11 +233,12 @@ _COMPILED: dict[str, object] = {}
 
 
 def _scan(compile_scan: bool):
-    """:func:`selective_scan`, compiled with ``torch.compile`` when asked and possible (3-4x
-    faster on CPU here; about 20 s of compilation per sequence length). If compilation fails on
+    """:func:`selective_scan`, compiled with ``torch.compile`` for training when asked and
+    possible (3-4x faster on CPU here; about 20 s of compilation per sequence length). If compilation fails on
     this platform, warn once and run the plain version: the same numbers, only slower."""
-    if not compile_scan or _COMPILED.get("failed"):
-        return selective_scan
+    if not compile_scan or _COMPILED.get("failed") or not torch.is_grad_enabled():
+        return selective_scan  # evaluation (no grad) is cheap, and greedy decoding's growing
+        # lengths would each cost a compilation
     if "fn" not in _COMPILED:
         _COMPILED["fn"] = torch.compile(selective_scan, dynamic=True)
     fn = _COMPILED["fn"]

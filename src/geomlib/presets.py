@@ -172,12 +172,12 @@ register(
                stages=_PATHSTAR_STAGES_PAPER, bf16=True, eval_every=1000),
 )
 # Bachmann & Nagarajan's in-context setting (their d = 2..5): d = 2 arms, l = 5, 50 labels.
-# cpu: 800 steps; measured: the tokens after n1 are perfect by step 300 and n1 stays at chance
-# (0.50) from then to step 1,500 in a longer run, so steps beyond 800 only cost time.
+# cpu: 600 steps; measured: the tokens after n1 are perfect by step 300 and n1 stays at chance
+# (0.50) from then to step 1,500 in a longer run, so steps beyond 600 only cost time.
 register(
     "incontext",
     cpu=dict(d=2, l=5, num_labels=50, num_train=50_000, num_test=2000, model=_GPT_CPU,
-             train=dict(steps=800, lr=1e-3, warmup=100, weight_decay=0.01, batch_size=256, bf16=True), eval_every=100),
+             train=dict(steps=600, lr=1e-3, warmup=100, weight_decay=0.01, batch_size=256, bf16=True), eval_every=100),
     paper=dict(d=5, l=5, num_labels=50, num_train=200_000, num_test=5000, model=dict(kind="gpt", n_layer=6, n_head=6, n_embd=384),
                train=dict(steps=20000, lr=5e-4, warmup=500, weight_decay=0.01, batch_size=256, bf16=True), eval_every=1000),
 )
@@ -224,7 +224,8 @@ register(
 # A d = 500 run of the full `pathstar` recipe would take about 10 min here.
 register(
     "pathstar_mamba",
-    cpu=dict(_SCALING_BASE_CPU, d=200, model=dict(kind="mamba", n_layer=2, d_model=128)),
+    cpu=dict(_SCALING_BASE_CPU, d=200, model=dict(kind="mamba", n_layer=2, d_model=128),
+             stages=[dict(_SCALING_STAGES_CPU[0], eval_every=100), _SCALING_STAGES_CPU[1]]),
     paper=dict(_SCALING_BASE_CPU, d=10_000, l=6, model=dict(kind="mamba", n_layer=12, d_model=384),
                stages=_PATHSTAR_STAGES_PAPER, eval_every=1000),
 )
