@@ -95,7 +95,7 @@ def test_whole_book_executes_builds_and_every_claim_passes(built_book, html):
     """The README's book command, into a temporary folder: every chapter at the default preset."""
     print(built_book.log[-3000:])
     ledger = json.loads((built_book.build / "ledger.json").read_text())
-    chapters = [nb.stem for nb in notebooks.notebooks() if notebooks.is_chapter(nbformat.read(nb, as_version=4))]
+    chapters = notebooks.chapters()
     assert {row["chapter"] for row in ledger.values()} == set(chapters)  # every chapter recorded its claims
     # every claim passes, except those a chapter reports, in prose and in the ledger, as not
     # reproduced (with the reason); those are shown as such on the report page, never as a pass

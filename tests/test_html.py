@@ -33,10 +33,6 @@ def pages() -> list[str]:
     return notebooks.toc_files()
 
 
-def chapters() -> list[str]:
-    return [nb.stem for nb in notebooks.notebooks() if notebooks.is_chapter(nbformat.read(nb, as_version=4))]
-
-
 def figure_count(stem: str) -> int:
     nb = nbformat.read(notebooks.resolve(ROOT / "book", stem), as_version=4)
     return sum(bool(c.metadata.get("mystnb", {}).get("figure")) for c in nb.cells)
@@ -51,7 +47,7 @@ def test_no_page_shows_an_error_output(html):
 
 
 def test_figures_are_numbered_and_captioned(html):
-    for stem in chapters():
+    for stem in notebooks.chapters():
         page = (html / f"{stem}.html").read_text()
         numbers = re.findall(r'<span class="caption-number">Fig\. (\d+) </span>', page)
         assert len(numbers) == figure_count(stem) > 0, f"{stem}: {len(numbers)} numbered figures"
@@ -114,7 +110,7 @@ def _screenshot(browser, path: Path, full_page: bool = True) -> None:
 
 def test_every_page_in_a_real_browser(server, browser, html):
     repo = notebooks.config()["repository"]["url"].removeprefix("https://github.com/")
-    typeset_pages = []
+    typeset_pages, chapters = [], set(notebooks.chapters())
     for stem in pages():
         _open(browser, f"{server}/{stem}.html")
         where = f"{stem}.html"
@@ -131,7 +127,7 @@ def test_every_page_in_a_real_browser(server, browser, html):
             typeset_pages.append(stem)
         text = browser.execute_script("return document.body.innerText")
         assert "Traceback (most recent call last)" not in text, where
-        if stem not in chapters():
+        if stem not in chapters:
             continue
         # figures: every captioned figure is an image that loaded and has a size
         figs = browser.execute_script(

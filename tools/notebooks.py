@@ -140,6 +140,11 @@ def is_chapter(nb) -> bool:
     return any(c.cell_type == "code" and "check_claim(" in c.source for c in nb.cells)
 
 
+def chapters(book: Path = BOOK) -> list[str]:
+    """The file stems of the claim chapters, in reading order."""
+    return [nb.stem for nb in notebooks(book) if is_chapter(nbformat.read(nb, as_version=4))]
+
+
 def main(argv: list[str]) -> int:
     if argv[1:] == ["sync"]:
         for nb in notebooks():

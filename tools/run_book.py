@@ -27,7 +27,7 @@ import yaml
 from geomlib.claims import chapter_status, read_ledger, write_json_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from notebooks import is_chapter, notebooks  # noqa: E402
+from notebooks import chapters, is_chapter, notebooks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MATHJAX = ROOT / "node_modules" / "mathjax" / "es5"  # `npm ci` (the Makefile) puts it there
@@ -72,8 +72,7 @@ def prepare_html(staged: Path, ledger_file: Path) -> None:
     config = yaml.safe_load(cfg_file.read_text())
     bundle_mathjax(staged, config)
     ledger = read_ledger(ledger_file) if ledger_file.exists() else {}
-    chapters = [nb.stem for nb in notebooks(staged) if is_chapter(nbformat.read(nb, as_version=4))]
-    fill_statuses(config, ledger, chapters)
+    fill_statuses(config, ledger, chapters(staged))
     cfg_file.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
 

@@ -239,20 +239,20 @@ def _scan(compile_scan: bool):
     if not compile_scan or _COMPILED.get("failed") or not torch.is_grad_enabled():
         return selective_scan  # evaluation (no grad) is cheap, and greedy decoding's growing
         # lengths would each cost a compilation
+    return _compiled_scan
+
+
+def _compiled_scan(*args):
     if "fn" not in _COMPILED:
         _COMPILED["fn"] = torch.compile(selective_scan, dynamic=True)
-    fn = _COMPILED["fn"]
-
-    def run(*args):
-        try:
-            return fn(*args)
-        except Exception as e:  # noqa: BLE001 - inductor needs a C++ toolchain; fall back loudly
-            import warnings
-            warnings.warn(f"torch.compile of the Mamba scan failed ({type(e).__name__}: {e}); using the "
-                          "uncompiled scan (same results, slower)", RuntimeWarning, stacklevel=2)
-            _COMPILED["failed"] = True
-            return selective_scan(*args)
-    return run
+    try:
+        return _COMPILED["fn"](*args)
+    except Exception as e:  # noqa: BLE001 - inductor needs a C++ toolchain; fall back loudly
+        import warnings
+        warnings.warn(f"torch.compile of the Mamba scan failed ({type(e).__name__}: {e}); using the "
+                      "uncompiled scan (same results, slower)", RuntimeWarning, stacklevel=2)
+        _COMPILED["failed"] = True
+        return selective_scan(*args)
 
 
 class Mamba(nn.Module):

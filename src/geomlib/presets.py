@@ -187,6 +187,7 @@ register(
 # batches of 512), one axis at a time around a centre cell; the edge stage evaluates every 20
 # steps so that the moment the geometry probe switches on is visible.
 _SCALING_STAGES_CPU = [dict(_PATHSTAR_STAGES_CPU[0]), dict(_PATHSTAR_STAGES_CPU[1], steps=400, batch=512)]
+_SCALING_STAGES_CPU_COARSE = [_PATHSTAR_STAGES_CPU_COARSE[0], _SCALING_STAGES_CPU[1]]  # no probe timeline needed
 _SCALING_BASE_CPU = dict(d=100, l=5, task={}, model=dict(_GPT_CPU, emb_init_std=None), stages=_SCALING_STAGES_CPU, bf16=True, eval_every=100,
                          emb_init=None, aux_node2vec=0.0)
 register(
@@ -211,8 +212,7 @@ _INTERVENTIONS = {
 }
 register(
     "interventions",
-    cpu=dict(base=dict(_SCALING_BASE_CPU, d=50, stages=[dict(_SCALING_STAGES_CPU[0], eval_every=100),
-                                                       _SCALING_STAGES_CPU[1]]),
+    cpu=dict(base=dict(_SCALING_BASE_CPU, d=50, stages=_SCALING_STAGES_CPU_COARSE),
              variants=_INTERVENTIONS, seeds=3),
     paper=dict(base=dict(_SCALING_BASE_CPU, d=1000, l=6, model=dict(_GPT_PAPER, emb_init_std=None), stages=_PATHSTAR_STAGES_PAPER,
                          eval_every=1000),
@@ -225,7 +225,7 @@ register(
 register(
     "pathstar_mamba",
     cpu=dict(_SCALING_BASE_CPU, d=200, model=dict(kind="mamba", n_layer=2, d_model=128),
-             stages=[dict(_SCALING_STAGES_CPU[0], eval_every=100), _SCALING_STAGES_CPU[1]]),
+             stages=_SCALING_STAGES_CPU_COARSE),
     paper=dict(_SCALING_BASE_CPU, d=10_000, l=6, model=dict(kind="mamba", n_layer=12, d_model=384),
                stages=_PATHSTAR_STAGES_PAPER, eval_every=1000),
 )

@@ -112,17 +112,16 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
     return task, model, History.from_dict(record)
 
 
-# The Node2Vec run that gives the "emb_init" geometry: the spectral-bias chapter's recipe.
-_NODE2VEC_INIT = dict(init_std=0.02, lr=1.0, steps=1500)
-
-
 def _init_from_node2vec(model: torch.nn.Module, graph: Graph, seed: int) -> None:
     """Overwrite the node-token rows of ``model``'s token embedding with a 1-hop Node2Vec
-    embedding of ``graph`` of the same width, rescaled to the rows' current mean norm."""
+    embedding of ``graph`` of the same width (the spectral-bias chapter's recipe), rescaled to the
+    rows' current mean norm."""
+    from .presets import get_preset
+
     wte = model.wte.weight
-    n2v, _ = edge_run(graph, dict(kind="node2vec", dim=wte.shape[1], init_std=_NODE2VEC_INIT["init_std"]),
-                      dict(optimizer="sgd", schedule="constant", grad_clip=None, lr=_NODE2VEC_INIT["lr"],
-                           steps=_NODE2VEC_INIT["steps"]), seed=seed, eval_every=0, progress=False)
+    recipe = get_preset("spectral_bias")
+    n2v, _ = edge_run(graph, dict(recipe["model"], dim=wte.shape[1]), recipe["train"], seed=seed, eval_every=0,
+                      progress=False)
     E = n2v.token_embeddings().to(wte.device)
     E = E - E.mean(0)
     with torch.no_grad():
