@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 PRESET ?= cpu
 SEED   ?= 0
 
-.PHONY: install assets browser book test unit chapter bench clean
+.PHONY: install assets browser book test unit chapter chapter-args bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,7 +46,10 @@ unit: install
 	$(BIN)/python -m pytest -ra -m "not book"
 
 # make chapter NB=associative_vs_geometric PRESET=cpu SEED=1
-chapter: install
+chapter-args:
+	@test -n "$(NB)" || { echo "usage: make chapter NB=<chapter file stem> [PRESET=cpu] [SEED=0]  (chapters: book/*.ipynb)" >&2; exit 2; }
+
+chapter: chapter-args install
 	$(BIN)/python tools/run_book.py --only $(NB) --preset $(PRESET) --seed $(SEED) --no-html
 
 bench: install

@@ -116,11 +116,14 @@ def test_html_build_gets_local_mathjax_and_this_builds_statuses(tmp_path):
     import run_book
     import yaml
 
-    from geomlib.claims import write_json_atomic
+    from geomlib.fileio import write_json_atomic
 
     book = _fixture_book(tmp_path)
     ledger = tmp_path / "ledger.json"
-    write_json_atomic(ledger, {"fixture.true_claim": {"chapter": "true_claim", "status": "pass"}})
+    row = dict(claim="fixture.true_claim", description="d", measured=1.0, op=">=", threshold=0.9, paper="p",
+               passed=True, status="pass", chapter="true_claim", preset="cpu", seed=0, torch="x", threads=1,
+               wall_seconds=1.0, details={})
+    write_json_atomic(ledger, {"fixture.true_claim": row})
     run_book.prepare_html(book, ledger)
     cfg = yaml.safe_load((book / "_config.yml").read_text())
     subs = cfg["parse"]["myst_substitutions"]

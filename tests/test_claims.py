@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from geomlib.claims import ClaimFailed, check_claim, chapter_status, read_ledger, report_markdown, verdict, write_json_atomic
+from geomlib.claims import ClaimFailed, check_claim, chapter_status, read_ledger, report_markdown, verdict
+from geomlib.fileio import write_json_atomic
 
 COMMON = dict(paper="p", description="d", chapter="ch", preset="cpu", seed=0)
 

@@ -78,7 +78,7 @@ def test_cache_roundtrip_and_corruption(tmp_path, monkeypatch):
     assert len(calls) == 2
     cache.cached_run("t", {**key, "n": 6}, models.Node2Vec(5, 3), fit, verbose=False)  # other key: other entry
     assert len(calls) == 3 and len(list(tmp_path.glob("t-*"))) == 2
-    assert not list(tmp_path.glob(".t-*"))  # no half-written entries left behind
+    assert not list(tmp_path.glob(".t-*.tmp-*"))  # no half-written entries left behind (only lock files)
 
 
 def test_wsd_schedule():

@@ -8,6 +8,11 @@ Sources in ``book/`` stay output-free. They are copied to ``build/book/``, execu
 and the book is built from those executed copies with execution off, warnings as errors. A
 failing chapter stops the run with a non-zero exit that names the chapter and the claim; its
 partially executed copy is kept for inspection.
+
+Every argument is checked before anything is staged, deleted or executed: an unknown preset or
+chapter, a bad seed, a build folder that overlaps the sources, a damaged ledger are refused
+with a message and exit code 2, and the previous build stays as it was. Ctrl-C stops cleanly
+(exit 130) and marks the cells that never ran in the kept copy as not run.
 """
 from __future__ import annotations
 
@@ -24,7 +29,10 @@ import nbformat
 import papermill
 import yaml
 
-from geomlib.claims import chapter_status, read_ledger, write_json_atomic
+from geomlib.claims import chapter_status, drop_chapter_rows, read_ledger
+from geomlib.fileio import locked, write_json_atomic
+from geomlib.presets import preset_names
+from geomlib.validate import check_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from notebooks import chapters, is_chapter, notebooks  # noqa: E402
@@ -105,12 +113,70 @@ def execute(nb: Path, parameters: dict) -> float:
     return time.perf_counter() - start
 
 
-def drop_rows(ledger: Path, chapter: str) -> None:
-    if ledger.exists():
-        rows = json.loads(ledger.read_text())
-        kept = {k: v for k, v in rows.items() if v.get("chapter") != chapter}
-        if kept != rows:
-            write_json_atomic(ledger, kept)
+class UsageError(Exception):
+    """A bad argument, found before anything was touched."""
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def check_arguments(args) -> None:
+    """Refuse bad arguments before anything is staged, deleted or executed."""
+    book, build = args.book.resolve(), args.build.resolve()
+    if not (book / "_toc.yml").is_file():
+        raise UsageError(f"--book {args.book}: no _toc.yml there; point --book at the book's source folder")
+    staged = build / book.name
+    if _overlap(staged, book) or _overlap(build, book):
+        raise UsageError(f"--build {args.build} would stage the book at {staged}, which overlaps its sources {book}; "
+                         "executing there would overwrite (and a full run would delete) them. Choose a build folder "
+                         "outside the book, e.g. the default `build/`")
+    if args.html_out is not None and _overlap(args.html_out.resolve() / "_build", staged):
+        raise UsageError(f"--html-out {args.html_out} would write the HTML into the staged book {staged}")
+    if args.preset not in preset_names():
+        raise UsageError(f"--preset {args.preset!r} is not a preset; choose from {preset_names()}")
+    try:
+        check_seed(args.seed, "--seed")
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    if args.only is not None:
+        known = {p.stem for p in notebooks(book)}
+        unknown = set(args.only) - known
+        if unknown:
+            raise UsageError(f"--only names chapters not in _toc.yml: {sorted(unknown)}; known: {sorted(known)}")
+        ledger = build / "ledger.json"
+        try:
+            read_ledger(ledger)  # this run adds to it: a damaged ledger is refused now, not after a chapter
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
+
+def record_timings(build: Path, timings: dict, fresh: bool) -> None:
+    """Merge this run's chapter times into ``timings.json`` (a full run starts it afresh)."""
+    path = build / "timings.json"
+    with locked(path):
+        old = {}
+        if not fresh and path.is_file():
+            try:
+                old = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                old = {}
+        write_json_atomic(path, {**(old if isinstance(old, dict) else {}), **timings})
+
+
+def mark_not_run(nb: Path) -> None:
+    """After an interrupt papermill marks the cells it never reached "completed": mark them as not
+    run, so the kept copy does not claim work that was not done."""
+    try:
+        doc = nbformat.read(nb, as_version=4)
+    except Exception:  # noqa: BLE001 - nothing readable to fix
+        return
+    for cell in doc.cells:
+        pm = cell.metadata.get("papermill", {})
+        if cell.cell_type == "code" and cell.get("execution_count") is None and pm.get("status") == "completed":
+            pm["status"] = "not run (interrupted)"
+    doc.metadata.setdefault("papermill", {})["interrupted"] = True
+    nbformat.write(doc, nb)
 
 
 def failure_message(nb: Path, err: Exception) -> str:
@@ -127,10 +193,16 @@ def main(argv=None) -> int:
     ap.add_argument("--html-out", type=Path, default=None, help="folder that receives _build/html (default: --book)")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--only", nargs="*", default=None, help="execute only these chapters (file stems)")
+    ap.add_argument("--only", nargs="+", default=None, metavar="CHAPTER",
+                    help="execute only these chapters (file stems); the report is always refreshed")
     ap.add_argument("--no-html", action="store_true", help="execute only; do not render HTML")
     args = ap.parse_args(argv)
 
+    try:
+        check_arguments(args)
+    except UsageError as e:
+        print(f"error: {e}\nnothing was changed.", file=sys.stderr)
+        return 2
     book, build = args.book.resolve(), args.build.resolve()
     staged = build / book.name
     stage(book, staged, args.only)
@@ -138,15 +210,12 @@ def main(argv=None) -> int:
     if args.only is None and ledger.exists():
         ledger.unlink()  # a full run starts a fresh ledger: no stale rows
     os.environ["GEOMLIB_LEDGER"] = str(ledger)
-    os.environ.setdefault("GEOMLIB_CACHE", str(build / "cache"))
+    if not os.environ.get("GEOMLIB_CACHE"):
+        os.environ["GEOMLIB_CACHE"] = str(build / "cache")
     os.environ.setdefault("GEOMLIB_PROGRESS", "0")  # no progress bars in the rendered pages
 
     chosen = notebooks(staged)
     if args.only is not None:
-        unknown = set(args.only) - {p.stem for p in chosen}
-        if unknown:
-            print(f"error: --only names chapters not in _toc.yml: {sorted(unknown)}", file=sys.stderr)
-            return 2
         # the report is rebuilt from the ledger on every run, so it never shows stale rows
         chosen = [p for p in chosen if p.stem in args.only or not is_chapter(nbformat.read(p, as_version=4))]
     timings = {}
@@ -154,16 +223,23 @@ def main(argv=None) -> int:
     for nb in chosen:
         chapter = is_chapter(nbformat.read(nb, as_version=4))
         params = {"preset": args.preset, "seed": args.seed} if chapter else {"ledger": str(ledger)}
-        drop_rows(ledger, nb.stem)  # a re-run chapter must not leave stale claims behind
         print(f"-> {nb.stem} ...", flush=True)
         try:
+            drop_chapter_rows(nb.stem, ledger)  # a re-run chapter must not leave stale claims behind
             seconds = execute(nb, params)
+        except KeyboardInterrupt:
+            mark_not_run(nb)
+            record_timings(build, timings, fresh=args.only is None)
+            print(f"\ninterrupted during chapter {nb.stem!r}: its partial copy is kept at {nb} (cells that did not "
+                  "run are marked so); the chapters before it keep their results", file=sys.stderr, flush=True)
+            return 130
         except Exception as err:  # noqa: BLE001 - papermill wraps the kernel's exception
             print(f"FAILED {failure_message(nb, err)}", file=sys.stderr, flush=True)
+            record_timings(build, timings, fresh=args.only is None)
             return 1
         timings[nb.stem] = round(seconds, 1)
         print(f"   {nb.stem}: {seconds:.1f} s", flush=True)
-    (build / "timings.json").write_text(json.dumps(timings, indent=2))
+    record_timings(build, timings, fresh=args.only is None)
     print(f"executed in {sum(timings.values()):.1f} s in all")
 
     if args.no_html:
@@ -186,4 +262,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)

@@ -3,25 +3,33 @@
 A trained model is stored as ``<root>/<name>-<hash>/`` holding ``model.pt`` (a state dict),
 ``record.json`` (history and anything else JSON) and ``manifest.json`` (the key and the SHA-256
 of both files). An entry is only used when its manifest matches the requested key and both
-hashes; a corrupt or mismatched entry is reported and recomputed, never silently used. Entries
-are written to a temporary folder and renamed into place, so a crash leaves no half entry.
+hashes; a corrupt or mismatched entry is reported and recomputed, never silently used.
+
+No finished training is ever lost to the cache, and no entry is half-written:
+
+* before training, the cache folder is checked (it must be a writable folder with room for the
+  model); when it is not, a warning says why and the run trains and returns without caching;
+* an entry is written to a temporary folder beside it and renamed into place under a lock; if
+  another process stored the same entry meanwhile, that entry is used, not fought over;
+* a save that fails anyway (a full disk, a vanished folder) warns and returns the trained model;
+* temporary folders of writers that were killed are removed on the next use of the cache.
 
 Shipped runs (``data/runs`` in the repository) are looked up read-only after the cache.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from .claims import write_json_atomic
+from .fileio import clean_stale, describe_os_error, locked, temp_dir, write_json_atomic
 
 __all__ = ["config_hash", "cache_root", "cached_run", "CacheWarning", "shipped_data"]
 
@@ -39,7 +47,8 @@ def config_hash(key: dict) -> str:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("GEOMLIB_CACHE", Path.home() / ".cache" / "geomlib"))
+    """``$GEOMLIB_CACHE`` when set and not empty, else ``~/.cache/geomlib``."""
+    return Path(os.environ.get("GEOMLIB_CACHE") or Path.home() / ".cache" / "geomlib")
 
 
 def shipped_data(name: str) -> Path | None:
@@ -51,6 +60,26 @@ def shipped_data(name: str) -> Path | None:
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _state_bytes(model: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def _unwritable(root: Path, model: torch.nn.Module) -> str | None:
+    """Why an entry for ``model`` cannot be saved under ``root`` (None: it can)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if not root.is_dir():
+            return f"{root} is not a folder (a file is in its way)"
+        with temp_dir(root / "write-check"):
+            pass
+        free, need = shutil.disk_usage(root).free, 2 * _state_bytes(model) + (1 << 20)
+    except OSError as e:
+        return describe_os_error(e, root)
+    if free < need:
+        return f"no space left on the disk holding {root} ({free / 2**20:.1f} MiB free, {need / 2**20:.1f} MiB needed)"
+    return None
 
 
 def _load(entry: Path, key: dict, model: torch.nn.Module) -> dict:
@@ -65,6 +94,45 @@ def _load(entry: Path, key: dict, model: torch.nn.Module) -> dict:
     return json.loads((entry / "record.json").read_text())
 
 
+def _try_load(candidate: Path, key: dict, model: torch.nn.Module, name: str, h: str, verbose: bool,
+              own: bool) -> dict | None:
+    """The record of an intact entry at ``candidate`` (loaded into ``model``), else None. In the
+    cache (``own``) the entry is read under a shared lock: never while another process swaps it."""
+    if not candidate.parent.is_dir():
+        return None
+    try:
+        with locked(candidate, shared=True, required=False) if own else contextlib.nullcontext():
+            if not candidate.exists():
+                return None
+            record = _load(candidate, key, model)
+    except Exception as e:  # noqa: BLE001 - any damage means: do not trust this entry
+        warnings.warn(f"cache entry {candidate} is unusable ({e}); recomputing it", CacheWarning, stacklevel=3)
+        return None
+    if verbose:
+        print(f"loaded {name} from the cache (config hash {h})")
+    return record
+
+
+def _save(entry: Path, key: dict, model: torch.nn.Module, record: dict, retrain: bool) -> dict | None:
+    """Store the entry; return the record of an intact entry another process stored meanwhile
+    (which is then loaded into ``model``), else None."""
+    with temp_dir(entry) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
+        write_json_atomic(tmp / "record.json", record)
+        write_json_atomic(tmp / "manifest.json", {"key": json.loads(json.dumps(key, sort_keys=True, default=str)),
+                                                   "sha256": {n: _sha(tmp / n) for n in ("model.pt", "record.json")}})
+        with locked(entry):
+            if entry.exists() and not retrain:
+                try:
+                    return _load(entry, key, model)
+                except Exception:  # noqa: BLE001 - a damaged entry is replaced below
+                    pass
+            if entry.exists():
+                shutil.rmtree(entry)
+            os.replace(tmp, entry)
+    return None
+
+
 def cached_run(name: str, key: dict, model: torch.nn.Module, fit: Callable[[torch.nn.Module], dict],
                retrain: bool = False, verbose: bool = True) -> tuple[torch.nn.Module, dict]:
     """Return ``(model, record)``: loaded from the cache if an intact entry for ``key`` exists,
@@ -72,29 +140,34 @@ def cached_run(name: str, key: dict, model: torch.nn.Module, fit: Callable[[torc
 
     ``key`` must hold everything that determines the result (task, model, training, seed)."""
     h = config_hash(key)
-    entry = cache_root() / f"{name}-{h}"
-    for candidate in ([] if retrain else [entry, _REPO_DATA / f"{name}-{h}"]):
-        if not candidate.exists():
-            continue
-        try:
-            record = _load(candidate, key, model)
-            if verbose:
-                print(f"loaded {name} from {candidate} (config hash {h})")
+    root = cache_root()
+    entry = root / f"{name}-{h}"
+    clean_stale(root)
+    for candidate, own in ([] if retrain else [(entry, True), (_REPO_DATA / f"{name}-{h}", False)]):
+        record = _try_load(candidate, key, model, name, h, verbose, own)
+        if record is not None:
             return model, record
-        except Exception as e:  # noqa: BLE001 - any damage means: do not trust this entry
-            warnings.warn(f"cache entry {candidate} is unusable ({e}); recomputing it", CacheWarning, stacklevel=2)
+    why = _unwritable(root, model)
+    if why:
+        warnings.warn(f"{name} will train but its result will not be cached: {why}. Set GEOMLIB_CACHE to a "
+                      "writable folder to keep results.", CacheWarning, stacklevel=2)
     record = fit(model)
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
+    if why:
+        return model, record
     try:
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
-        write_json_atomic(tmp / "record.json", record)
-        write_json_atomic(tmp / "manifest.json", {"key": json.loads(json.dumps(key, sort_keys=True, default=str)),
-                                                   "sha256": {n: _sha(tmp / n) for n in ("model.pt", "record.json")}})
-        if entry.exists():
-            shutil.rmtree(entry)
-        os.replace(tmp, entry)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        theirs = _save(entry, key, model, record, retrain)
+    except Exception as e:  # noqa: BLE001 - the trained model is worth more than its cache entry
+        reason = describe_os_error(e, root) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+        try:
+            if shutil.disk_usage(root).free < 2 * _state_bytes(model):
+                reason = f"no space left on the disk holding {root} ({reason})"
+        except OSError:
+            pass
+        warnings.warn(f"{name} trained, but saving it to the cache failed: {reason}. The trained model is "
+                      "returned; nothing was written.", CacheWarning, stacklevel=2)
+        return model, record
+    if theirs is not None:
+        if verbose:
+            print(f"{name}: another process stored the same entry meanwhile; using it (config hash {h})")
+        return model, theirs
     return model, record

@@ -12,15 +12,16 @@ import json
 import math
 import operator
 import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 
-__all__ = ["ClaimFailed", "ClaimResult", "Verdict", "check_claim", "chapter_status", "ledger_path", "read_ledger",
-           "report_markdown", "verdict", "write_json_atomic"]
+from .fileio import locked, write_json_atomic
+
+__all__ = ["ClaimFailed", "ClaimResult", "Verdict", "check_claim", "chapter_status", "drop_chapter_rows",
+           "ledger_path", "read_ledger", "report_markdown", "verdict"]
 
 _T0 = time.perf_counter()  # the kernel starts with the chapter: wall time since import ~ chapter time
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
@@ -54,47 +55,47 @@ class ClaimResult:
 
 
 def ledger_path() -> Path:
-    """``$GEOMLIB_LEDGER`` when set (the book build sets it), else ``./geomlib-ledger.json``."""
-    return Path(os.environ.get("GEOMLIB_LEDGER", "geomlib-ledger.json"))
+    """``$GEOMLIB_LEDGER`` when set and not empty (the book build sets it), else
+    ``./geomlib-ledger.json``."""
+    return Path(os.environ.get("GEOMLIB_LEDGER") or "geomlib-ledger.json")
 
 
-def write_json_atomic(path: Path | str, obj) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=_jsonable)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _jsonable(x):
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    if hasattr(x, "item"):
-        return x.item()
-    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
+# What a row must hold for the report and the verdict boxes to show it.
+_ROW_FIELDS = {f.name for f in fields(ClaimResult)} - {"details"}
 
 
 def read_ledger(path: Path | str | None = None) -> dict[str, dict]:
-    """The ledger as ``{claim id: row}``; empty if it does not exist yet. A corrupt ledger raises."""
+    """The ledger as ``{claim id: row}``; empty if it does not exist yet. A ledger that is not
+    valid JSON, not a mapping of claim rows, or has a row missing fields raises a ``ValueError``
+    that names the file, the problem and what to do."""
     path = Path(path) if path else ledger_path()
     if not path.exists():
         return {}
+    fix = "delete it (or rebuild the book) and run the chapters again"
+    if not path.is_file():
+        raise ValueError(f"the results ledger {path} is not a file; {fix}")
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"the results ledger {path} is corrupt ({e}); delete it and rebuild") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"the results ledger {path} is corrupt ({e}); {fix}") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError(f"the results ledger {path} does not hold claim rows; delete it and rebuild")
+        raise ValueError(f"the results ledger {path} does not hold claim rows; {fix}")
+    for cid, row in data.items():
+        missing = _ROW_FIELDS - set(row)
+        if missing:
+            raise ValueError(f"the results ledger {path}: claim {cid!r} lacks the field(s) {sorted(missing)}; {fix}")
     return data
+
+
+def drop_chapter_rows(chapter: str, path: Path | str | None = None) -> None:
+    """Remove every row of ``chapter`` from the ledger (before a chapter re-runs, so that it
+    leaves no stale claims). Locked against concurrent writers; a damaged ledger raises."""
+    path = Path(path) if path else ledger_path()
+    with locked(path):
+        rows = read_ledger(path)
+        kept = {k: v for k, v in rows.items() if v.get("chapter") != chapter}
+        if kept != rows:
+            write_json_atomic(path, kept)
 
 
 def check_claim(claim: str, measured: float, op: str, threshold: float, *, paper: str, description: str,
@@ -118,9 +119,10 @@ def check_claim(claim: str, measured: float, op: str, threshold: float, *, paper
                          round(time.perf_counter() - _T0, 1),
                          {**(details or {}), **({"known_failure": known_failure} if known_failure else {})})
     path = ledger_path()
-    ledger = read_ledger(path)
-    ledger[claim] = asdict(result)
-    write_json_atomic(path, ledger)
+    with locked(path):  # read-modify-write: another chapter may be recording at the same time
+        ledger = read_ledger(path)
+        ledger[claim] = asdict(result)
+        write_json_atomic(path, ledger)
     print(result)
     if not passed and not known_failure:
         raise ClaimFailed(f"claim {claim!r} ({description}) FAILED: measured {measured:.4g}, "

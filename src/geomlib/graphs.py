@@ -12,6 +12,8 @@ from functools import cached_property
 import networkx as nx
 import numpy as np
 
+from .validate import check_int, check_num_nodes, check_seed
+
 __all__ = ["Graph", "path_star", "cycle", "grid", "irregular16", "from_networkx", "tiny_graphs"]
 
 
@@ -84,15 +86,7 @@ def _permutation(n: int, seed: int | None) -> np.ndarray:
     """perm[structural index] = token id. ``seed=None`` keeps the structural ids."""
     if seed is None:
         return np.arange(n)
-    return np.random.default_rng(seed).permutation(n)
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    return np.random.default_rng(check_seed(seed)).permutation(n)
 
 
 def path_star(d: int, l: int, seed: int | None = 0) -> Graph:
@@ -100,11 +94,9 @@ def path_star(d: int, l: int, seed: int | None = 0) -> Graph:
 
     ``N = d * (l - 1) + 1``. Node ids are a random permutation drawn from ``seed``.
     """
-    d = _check_int("d (number of arms)", d, 1)
-    l = _check_int("l (nodes per root-to-leaf path, root included)", l, 2)
-    n = d * (l - 1) + 1
-    if n > 10_000_000:
-        raise ValueError(f"path_star(d={d}, l={l}) would have {n:,} nodes; the limit is 10^7")
+    d = check_int("d (number of arms)", d, 1)
+    l = check_int("l (nodes per root-to-leaf path, root included)", l, 2)
+    n = check_num_nodes(f"path_star(d={d}, l={l})", d * (l - 1) + 1)
     perm = _permutation(n, seed)
     # structural ids: root 0, arm a holds 1 + a*(l-1) + (0..l-2) from the root outwards
     struct = np.concatenate(
@@ -123,7 +115,7 @@ def path_star(d: int, l: int, seed: int | None = 0) -> Graph:
 
 def cycle(n: int, seed: int | None = 0) -> Graph:
     """Cycle of ``n`` nodes (n >= 3)."""
-    n = _check_int("n (cycle length)", n, 3)
+    n = check_num_nodes(f"cycle({n})", check_int("n (cycle length)", n, 3))
     perm = _permutation(n, seed)
     s = np.arange(n)
     edges = np.stack([perm[s], perm[(s + 1) % n]], axis=1).astype(np.int64)
@@ -132,11 +124,11 @@ def cycle(n: int, seed: int | None = 0) -> Graph:
 
 def grid(rows: int, cols: int, seed: int | None = 0) -> Graph:
     """``rows x cols`` square lattice (no wrap-around)."""
-    rows = _check_int("rows", rows, 1)
-    cols = _check_int("cols", cols, 1)
+    rows = check_int("rows", rows, 1)
+    cols = check_int("cols", cols, 1)
     if rows * cols < 2:
         raise ValueError("a grid needs at least 2 nodes")
-    n = rows * cols
+    n = check_num_nodes(f"grid({rows}x{cols})", rows * cols)
     perm = _permutation(n, seed)
     idx = np.arange(n).reshape(rows, cols)
     pairs = [np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], 1), np.stack([idx[:-1].ravel(), idx[1:].ravel()], 1)]
@@ -159,6 +151,7 @@ def from_networkx(g: nx.Graph, seed: int | None = 0, name: str | None = None) ->
     """Any undirected networkx graph; nodes are relabelled to random token ids."""
     if g.is_directed():
         raise ValueError("from_networkx expects an undirected graph")
+    check_num_nodes(f"graph {name or ''}".strip(), g.number_of_nodes())
     nodes = sorted(g.nodes())
     if len(nodes) < 2:
         raise ValueError("a graph needs at least 2 nodes")

@@ -37,6 +37,19 @@ def _logits_and_loss(h: torch.Tensor, targets: torch.Tensor | None, head):
     return logits, loss
 
 
+def _node_rows(idx: torch.Tensor, targets: torch.Tensor | None, num_nodes: int) -> torch.Tensor:
+    """``idx`` made safe to index a node table. A shallow model reads only the tokens at the
+    target positions (all of them without targets): those must be node ids, else a clear error.
+    A prefix token such as ``[EDGE]`` elsewhere is never read; it is mapped to a valid row only so
+    that the whole batch can be indexed (and dropped out) in one go."""
+    q = idx if targets is None else idx[targets != IGNORE]
+    if q.numel() and (int(q.min()) < 0 or int(q.max()) >= num_nodes):
+        bad = q[(q < 0) | (q >= num_nodes)][0].item()
+        raise ValueError(f"token {bad} is not a node id in 0..{num_nodes - 1}: the shallow models are queried "
+                         "with a node (a special token may only stand where no target is asked)")
+    return idx.clamp(0, num_nodes - 1)
+
+
 # --------------------------------------------------------------------------- Transformer
 @dataclass
 class GPTConfig:
@@ -306,7 +319,7 @@ class LinearNet(nn.Module):
         return self.E @ self.W @ self.E.T
 
     def forward(self, idx, targets=None):
-        return _logits_and_loss(self.drop(self.E[idx.clamp(max=self.num_nodes - 1)]), targets,
+        return _logits_and_loss(self.drop(self.E[_node_rows(idx, targets, self.num_nodes)]), targets,
                                 lambda h: h @ self.W @ self.E.T)
 
     def token_embeddings(self) -> torch.Tensor:
@@ -330,7 +343,7 @@ class Node2Vec(nn.Module):
         return self.E @ self.E.T
 
     def forward(self, idx, targets=None):
-        return _logits_and_loss(self.E[idx.clamp(max=self.num_nodes - 1)], targets, lambda h: h @ self.E.T)
+        return _logits_and_loss(self.E[_node_rows(idx, targets, self.num_nodes)], targets, lambda h: h @ self.E.T)
 
     def token_embeddings(self) -> torch.Tensor:
         return self.E.detach()

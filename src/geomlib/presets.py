@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 
-__all__ = ["PRESETS", "get_preset", "derive"]
+from .validate import check_like
+
+__all__ = ["PRESETS", "get_preset", "derive", "preset_names"]
 
 PRESETS: dict[str, dict[str, dict]] = {}
 
@@ -23,8 +25,18 @@ def get_preset(experiment: str, name: str = "cpu", **overrides) -> dict:
     bad = set(overrides) - set(cfg)
     if bad:
         raise ValueError(f"unknown parameter(s) {sorted(bad)} for {experiment!r}; known: {sorted(cfg)}")
+    for key, value in overrides.items():
+        check_like(f"{experiment}.{key}", value, cfg[key])
     cfg.update(overrides)
     return cfg
+
+
+def preset_names() -> list[str]:
+    """The preset names every experiment offers (what a chapter's ``preset`` parameter may be)."""
+    names = None
+    for presets in PRESETS.values():
+        names = set(presets) if names is None else names & set(presets)
+    return sorted(names or ())
 
 
 def derive(cfg: dict, **changes) -> dict:
@@ -40,7 +52,7 @@ def derive(cfg: dict, **changes) -> dict:
         key = int(last) if isinstance(node, list) else last
         if isinstance(node, dict) and key not in node:
             raise KeyError(f"derive: {dotted!r} is not a key of the config (known here: {sorted(node)})")
-        node[key] = value
+        node[key] = check_like(f"derive: {dotted}", value, node[key])
     return out
 
 

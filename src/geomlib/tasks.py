@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .graphs import Graph, path_star
+from .validate import check_seed
 
 __all__ = ["IGNORE", "Vocab", "Examples", "edge_examples", "path_examples", "split_arms",
            "PathStarTask", "pathstar_task", "InContextPathStar"]
@@ -81,6 +82,15 @@ class Examples:
         return Examples(self.inputs.to(device), self.targets.to(device))
 
 
+def _check_vocab(graph: Graph, vocab: Vocab) -> None:
+    """The vocabulary must give every node of ``graph`` its own token, below the special tokens."""
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"vocab must be a Vocab, got {type(vocab).__name__}")
+    if vocab.num_nodes < graph.num_nodes:
+        raise ValueError(f"Vocab({vocab.num_nodes}) is too small for {graph.name} ({graph.num_nodes} nodes): its special "
+                         f"tokens would collide with node ids; use Vocab(graph.num_nodes)")
+
+
 def _long(a) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.long)
 
@@ -91,6 +101,7 @@ def edge_examples(graph: Graph, vocab: Vocab, directions: str = "both", self_edg
     ``directions``: ``"both"`` (every edge both ways) or ``"forward"`` (as stored: root -> leaf
     on a path-star). ``self_edges`` adds ``v -> v`` for every node.
     """
+    _check_vocab(graph, vocab)
     if directions == "both":
         pairs = graph.directed_edges
     elif directions == "forward":
@@ -115,6 +126,7 @@ def path_examples(graph: Graph, vocab: Vocab, arms, order: str = "forward",
     """
     if not graph.is_path_star:
         raise ValueError(f"path examples need a path-star graph, got {graph.name}")
+    _check_vocab(graph, vocab)
     arms = np.asarray(arms, dtype=np.int64)
     paths = graph.paths[arms]
     if order == "reverse":
@@ -139,9 +151,12 @@ def split_arms(d: int, train_fraction: float = 0.75, seed: int = 0) -> tuple[np.
     """Split arm indices into (train, held-out); held-out arms' paths are never trained."""
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    seed = check_seed(seed)
     n_train = int(round(train_fraction * d))
     if n_train < 1 or n_train >= d:
-        raise ValueError(f"with d={d} arms a {train_fraction:.2f} split leaves an empty side; use d >= 2")
+        smallest = next(k for k in range(2, 10**6) if 1 <= round(train_fraction * k) < k)
+        raise ValueError(f"with d={d} arms a {train_fraction:.2f} split leaves an empty side "
+                         f"({n_train} training, {d - n_train} held-out arms); use d >= {smallest}")
     perm = np.random.default_rng(seed + 7919).permutation(d)
     return np.sort(perm[:n_train]), np.sort(perm[n_train:])
 

@@ -20,6 +20,7 @@ import torch
 from tqdm.std import tqdm
 
 from .tasks import Examples
+from .validate import check_int, check_seed
 
 __all__ = ["TrainConfig", "History", "set_seed", "default_device", "train", "lr_at"]
 
@@ -43,8 +44,14 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.steps < 0:
-            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        self.steps = check_int("steps", self.steps, 0)
+        self.warmup = check_int("warmup", self.warmup, 0)
+        self.eval_every = check_int("eval_every", self.eval_every, 0)
+        self.seed = check_seed(self.seed, "seed (of a training stage)")
+        for name in ("lr", "final_lr_ratio", "decay_fraction", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.schedule not in ("cosine", "constant", "wsd"):
@@ -73,6 +80,8 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 def set_seed(seed: int) -> None:
+    """Seed Python, numpy and torch; ``seed`` must be an integer in [0, 2^32)."""
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
