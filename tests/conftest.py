@@ -3,7 +3,8 @@ temporary folder; the whole-book, HTML-scan and browser tests all read that one 
 
 ``GEOMLIB_TEST_BUILD=<folder>`` reuses a finished build instead (a folder with ``build/`` and
 ``_build/html`` from ``tools/run_book.py --build <folder>/build --html-out <folder>``), for
-working on those tests without re-running the book."""
+working on those tests without re-running the book. ``GEOMLIB_KEEP_BUILD=<folder>`` builds into
+that folder instead of a temporary one and keeps it (the CI workflow uploads and publishes it)."""
 import os
 import subprocess
 import sys
@@ -35,7 +36,9 @@ def built_book(tmp_path_factory) -> BuiltBook:
     reuse = os.environ.get("GEOMLIB_TEST_BUILD")
     if reuse:
         return BuiltBook(Path(reuse).resolve(), 0, f"reused the build in {reuse}")
-    root = tmp_path_factory.mktemp("book")
+    keep = os.environ.get("GEOMLIB_KEEP_BUILD")
+    root = Path(keep).resolve() if keep else tmp_path_factory.mktemp("book")
+    root.mkdir(parents=True, exist_ok=True)
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "run_book.py"), "--build", str(root / "build"),
                         "--html-out", str(root)], capture_output=True, text=True, timeout=3600)  # ~23 min on 2 cores
     return BuiltBook(root, r.returncode, r.stdout[-5000:] + r.stderr[-5000:])

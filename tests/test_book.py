@@ -34,8 +34,16 @@ def test_badges_follow_the_configured_repository():
     for nb in notebooks.notebooks():
         cells = nbformat.read(nb, as_version=4).cells
         assert f"/github/{url.removeprefix('https://github.com/')}/blob/main/book/{nb.name})" in cells[0].source
-        assert f"git+{url}@main" in cells[1].source and "google.colab" in cells[1].source
+        assert f"git+{url}@{notebooks.install_ref()}" in cells[1].source and "google.colab" in cells[1].source
         assert "remove-cell" in cells[1].metadata["tags"]
+
+
+def test_colab_installs_the_books_release_or_main_between_releases():
+    assert notebooks.install_ref(version="1.2.0") == "v1.2.0"
+    assert notebooks.install_ref(version="1.3.0.dev0") == notebooks.config()["repository"]["branch"]
+    src = notebooks.install_source()
+    assert "capture_output=True" in src and "print(r.stdout" in src  # pip's output shown when it fails
+    compile(src, "install-cell", "exec")
 
 
 def test_chapters_never_pin_torch():

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from geomlib.claims import ClaimFailed, check_claim, chapter_status, read_ledger, report_markdown, verdict
+from geomlib.claims import ClaimFailed, chapter_status, check_claim, read_ledger, report_markdown, verdict
 from geomlib.fileio import write_json_atomic
 
 COMMON = dict(paper="p", description="d", chapter="ch", preset="cpu", seed=0)

@@ -52,3 +52,16 @@ def test_tiny_graphs():
 def test_bad_sizes_raise_clearly(call, err):
     with pytest.raises(err):
         call()
+
+
+def test_has_edge_agrees_with_the_adjacency_matrix_without_building_it():
+    import numpy as np
+
+    from geomlib.graphs import cycle, grid, path_star
+
+    for g in (path_star(5, 4, seed=1), cycle(9, seed=2), grid(3, 4, seed=3)):
+        u, v = np.meshgrid(np.arange(g.num_nodes), np.arange(g.num_nodes), indexing="ij")
+        assert np.array_equal(g.has_edge(u.ravel(), v.ravel()), g.adjacency[u.ravel(), v.ravel()] > 0)
+    big = path_star(10_000, 6)
+    assert big.has_edge(big.paths[:, 0], big.paths[:, 1]).all() and not big.has_edge([-1, 0], [0, 10**6]).any()
+    assert "adjacency" not in big.__dict__  # the 5 x 10^4 x 5 x 10^4 matrix was never built

@@ -20,7 +20,9 @@ import notebooks  # noqa: E402
 
 pytestmark = pytest.mark.book
 SCREENSHOTS = ROOT / "build" / "screenshots"  # build artefacts (git-ignored)
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver")
+# Debian's chromium (make browser installs it); Google Chrome where a CI image ships that instead
+CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver")
 
 # What an error looks like in a rendered notebook page: a traceback, an error output, or an
 # exception name printed at the start of a stream line.
@@ -44,6 +46,16 @@ def test_no_page_shows_an_error_output(html):
         for pat in ERROR_PATTERNS:
             m = pat.search(text)
             assert m is None, f"{stem}.html shows an error: ...{text[max(0, m.start() - 200): m.end() + 200]}..."
+
+
+def test_no_page_shows_machine_paths_or_injected_parameters(html, built_book):
+    """A reader sees neither the build machine's folders nor papermill's injected parameter cells."""
+    machine = {str(built_book.root), str(ROOT), str(Path.home()) + "/"}
+    for stem in pages():
+        page = (html / f"{stem}.html").read_text()
+        shown = [m for m in machine if m in page]
+        assert not shown, f"{stem}.html shows machine paths {shown}"
+        assert "injected-parameters" not in page and "# Parameters" not in page, f"{stem}.html shows injected parameters"
 
 
 def test_figures_are_numbered_and_captioned(html):
@@ -108,7 +120,7 @@ def _screenshot(browser, path: Path, full_page: bool = True) -> None:
     browser.set_window_size(1280, 1000)
 
 
-def test_every_page_in_a_real_browser(server, browser, html):
+def test_every_page_in_a_real_browser(server, browser, html, built_book):
     repo = notebooks.config()["repository"]["url"].removeprefix("https://github.com/")
     typeset_pages, chapters = [], set(notebooks.chapters())
     for stem in pages():
@@ -143,6 +155,16 @@ def test_every_page_in_a_real_browser(server, browser, html):
                                          "return v ? v.innerText : null")
         assert verdict and "Verdict" in verdict, f"{where}: no verdict box"
     assert {"intro", "spectral_bias", "linear_net"} <= set(typeset_pages), typeset_pages  # pages known to have math
+    # the reproducibility report: a real table, one row per claim of the ledger, status coloured
+    import json
+    ledger = json.loads((built_book.build / "ledger.json").read_text())
+    _open(browser, f"{server}/report.html")
+    rows = browser.execute_script(
+        "return [...document.querySelectorAll('table.geomlib-report tbody tr')].map(r => "
+        "[r.querySelector('code').innerText, getComputedStyle(r.cells[2]).backgroundColor])")
+    assert sorted(r[0] for r in rows) == sorted(ledger), "report.html: the table's rows are not the ledger's claims"
+    assert all(bg not in ("rgba(0, 0, 0, 0)", "transparent") for _, bg in rows), "report.html: status not coloured"
+    assert "| claim | chapter |" not in browser.execute_script("return document.body.innerText")  # no raw Markdown
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     _open(browser, f"{server}/intro.html")
     _screenshot(browser, SCREENSHOTS / "intro.png")
@@ -151,4 +173,6 @@ def test_every_page_in_a_real_browser(server, browser, html):
     box = browser.find_element("css selector", ".geomlib-verdict")
     browser.execute_script("arguments[0].scrollIntoView()", box)
     box.screenshot(str(SCREENSHOTS / "linear_net-verdict.png"))
+    _open(browser, f"{server}/report.html")
+    _screenshot(browser, SCREENSHOTS / "report.png", full_page=False)
     assert all((SCREENSHOTS / f).stat().st_size > 10_000 for f in ("intro.png", "linear_net.png", "linear_net-verdict.png"))

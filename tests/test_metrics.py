@@ -23,7 +23,8 @@ def test_edge_recall_hand_computed():
     g = cycle(4, seed=None)
     s = np.zeros((4, 4))
     s[0, 1] = s[0, 3] = 1  # node 0 ranks both neighbours first
-    s[1, 0] = 1; s[1, 3] = 2  # node 1 ranks a non-neighbour first
+    s[1, 0] = 1
+    s[1, 3] = 2  # node 1 ranks a non-neighbour first
     assert edge_recall(s, g, k=2) == pytest.approx(7 / 8)  # only 1->2 missed (rows 2,3 tie at 0 -> count as hits)
     assert edge_recall(s, g, k=1) == pytest.approx(6 / 8)
     with pytest.raises(ValueError):

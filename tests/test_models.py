@@ -3,7 +3,7 @@ import torch
 
 from geomlib import models, tasks
 from geomlib.evaluate import edge_recall, edge_scores, path_accuracy
-from geomlib.graphs import cycle, path_star
+from geomlib.graphs import cycle
 from geomlib.train import TrainConfig, train
 
 

@@ -1,6 +1,5 @@
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -146,3 +145,46 @@ def test_geometric_interventions(tmp_path, monkeypatch):
     loss = node2vec_loss(E, pairs)
     expected = -torch.log_softmax(E @ E.T, 1)[pairs[:, 0], pairs[:, 1]].mean()
     assert torch.allclose(loss, expected)
+
+
+def test_a_recipe_resumed_from_its_checkpoint_ends_exactly_as_an_uninterrupted_run(tmp_path):
+    from geomlib.evaluate import pathstar_metrics
+    from geomlib.recipes import run_recipe
+    from geomlib.tasks import pathstar_task
+    from geomlib.train import set_seed
+
+    task = pathstar_task(6, 3, seed=0)
+    stages = [dict(data="edges", steps=6, lr=1e-2, batch=8, eval_every=2),
+              dict(data="mixed", steps=6, lr=1e-2, batch=8, path_fraction=0.25, eval_every=2)]
+
+    def run(checkpoint=None, on_checkpoint=None):
+        set_seed(0)
+        model = models.build_model("gpt", vocab_size=task.vocab.size, block_size=task.train_paths.inputs.shape[1],
+                                   n_layer=1, n_head=2, n_embd=16, dropout=0.1)
+        hist = run_recipe(model, task, stages, seed=0, bf16=False, eval_every=2, progress=False,
+                          evaluate=pathstar_metrics(task, probe=False), checkpoint=checkpoint,
+                          on_checkpoint=on_checkpoint)
+        return model, hist
+
+    straight, h0 = run()
+
+    class Killed(Exception):
+        pass
+
+    saves = []
+
+    def kill_after_the_fourth_save(history):
+        saves.append(history.rows[-1]["step"])
+        if len(saves) == 4:  # mid-way through the mixed stage's first evaluation window
+            raise Killed
+
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(Killed):
+        run(ckpt, kill_after_the_fourth_save)
+    assert ckpt.exists() and not list(tmp_path.glob(".*.tmp-*"))
+    resumed, h1 = run(ckpt)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(h1.rows) == strip(h0.rows)
+    assert h1.meta["stage_starts"] == h0.meta["stage_starts"] and h1.meta["steps_run"] == h0.meta["steps_run"]

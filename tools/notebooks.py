@@ -67,13 +67,33 @@ def badge_source(nb: Path, book: Path = BOOK) -> str:
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(nb, book)})"
 
 
+def package_version() -> str:
+    """The book's version: ``project.version`` in pyproject.toml."""
+    import tomllib
+
+    return tomllib.loads((BOOK.parent / "pyproject.toml").read_text())["project"]["version"]
+
+
+def install_ref(book: Path = BOOK, version: str | None = None) -> str:
+    """What Colab installs: the release tag ``v<version>`` of the book, or the configured branch
+    while the version is a development one (``...devN``, between releases)."""
+    version = version or package_version()
+    return _repo(book)[1] if "dev" in version else f"v{version}"
+
+
 def install_source(book: Path = BOOK) -> str:
-    url, branch, _ = _repo(book)
+    url, ref = _repo(book)[0], install_ref(book)
     return (
-        "# Only inside Colab: install geomlib (this book's library) from the repository.\n"
-        "import subprocess, sys\n"
+        "# Only inside Colab: install geomlib (this book's library) at this book's version.\n"
+        "import subprocess\n"
+        "import sys\n"
+        "\n"
         "if \"google.colab\" in sys.modules:\n"
-        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"geomlib @ git+{url}@{branch}\"], check=True)"
+        f"    r = subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"geomlib @ git+{url}@{ref}\"],\n"
+        "                       capture_output=True, text=True)\n"
+        "    if r.returncode:  # show pip's own words, not just a failed exit code\n"
+        "        print(r.stdout[-5000:], r.stderr[-5000:], sep=\"\\n\")\n"
+        "        raise RuntimeError(\"installing geomlib failed: pip's output is above\")"
     )
 
 

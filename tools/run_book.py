@@ -20,8 +20,10 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +37,7 @@ from geomlib.presets import preset_names
 from geomlib.validate import check_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from notebooks import chapters, is_chapter, notebooks  # noqa: E402
+from notebooks import chapters, is_chapter, notebooks, package_version  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MATHJAX = ROOT / "node_modules" / "mathjax" / "es5"  # `npm ci` (the Makefile) puts it there
@@ -74,11 +76,20 @@ def fill_statuses(config: dict, ledger: dict, chapters: list[str]) -> None:
         subs[f"status_{ch}"] = chapter_status([r for r in ledger.values() if r.get("chapter") == ch])
 
 
+def fill_version(config: dict, version: str) -> None:
+    """The book's version (``geomlib``'s, from pyproject.toml) in the footer and the introduction."""
+    html = config.setdefault("html", {})
+    html["extra_footer"] = f"Version {version} · " + html.get("extra_footer", "")
+    config.setdefault("parse", {}).setdefault("myst_substitutions", {})["book_version"] = version
+
+
 def prepare_html(staged: Path, ledger_file: Path) -> None:
-    """Edit the staged copy's ``_config.yml`` for the HTML build: local MathJax, claim statuses."""
+    """Edit the staged copy's ``_config.yml`` for the HTML build: local MathJax, claim statuses,
+    the book's version."""
     cfg_file = staged / "_config.yml"
     config = yaml.safe_load(cfg_file.read_text())
     bundle_mathjax(staged, config)
+    fill_version(config, package_version())
     ledger = read_ledger(ledger_file) if ledger_file.exists() else {}
     fill_statuses(config, ledger, chapters(staged))
     cfg_file.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
@@ -104,13 +115,28 @@ def stage(book: Path, staged: Path, only: list[str] | None = None) -> None:
             shutil.copy2(src, staged / src.name)
 
 
-def execute(nb: Path, parameters: dict) -> float:
-    """Execute ``nb`` in place in its folder; return wall seconds. Raises on failure."""
+def execute(nb: Path, parameters: dict, cell_timeout: int | None = None) -> float:
+    """Execute ``nb`` in place in its folder; return wall seconds. Raises on failure, and when a
+    single cell runs longer than ``cell_timeout`` seconds (a hung cell must not hang the build)."""
     start = time.perf_counter()
     papermill.execute_notebook(str(nb), str(nb), parameters=parameters, cwd=str(nb.parent), kernel_name="python3",
-                               language="python",
+                               language="python", execution_timeout=cell_timeout,
                                progress_bar=False, log_output=False, request_save_on_cell_execute=True)
     return time.perf_counter() - start
+
+
+def hide_injected_parameters(nb: Path) -> None:
+    """Papermill adds a cell with the injected parameters (for the report, the build machine's
+    ledger path): keep it in the executed notebook, but out of the rendered page."""
+    doc = nbformat.read(nb, as_version=4)
+    changed = False
+    for cell in doc.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+            changed = True
+    if changed:
+        nbformat.write(doc, nb)
 
 
 class UsageError(Exception):
@@ -186,6 +212,31 @@ def failure_message(nb: Path, err: Exception) -> str:
     return f"chapter {nb.stem!r}: {what}: {ename}: {evalue}\n  partial executed notebook kept at {nb}"
 
 
+_RUNNING: dict = {}  # the chapter being executed, for an interrupt that has to cut things short
+INTERRUPT_GRACE = 20.0  # seconds papermill gets to stop after Ctrl-C before the executor exits anyway
+
+
+def _exit_now(why: str) -> None:
+    nb = _RUNNING.get("nb")
+    if nb is not None:
+        mark_not_run(nb)
+    print(f"\ninterrupted ({why}) during chapter {nb.stem if nb else '?'!r}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(130)
+
+
+def _on_sigint(signum, frame) -> None:
+    """Ctrl-C: a KeyboardInterrupt for papermill to unwind; if it has not stopped within
+    INTERRUPT_GRACE seconds (or on a second Ctrl-C), exit at once. Never a hang."""
+    if _RUNNING.get("interrupted"):
+        _exit_now("Ctrl-C twice")
+    _RUNNING["interrupted"] = True
+    timer = threading.Timer(INTERRUPT_GRACE, _exit_now, args=(f"papermill did not stop within {INTERRUPT_GRACE:.0f} s",))
+    timer.daemon = True
+    timer.start()
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--book", type=Path, default=ROOT / "book", help="book source folder (with _toc.yml)")
@@ -196,6 +247,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="+", default=None, metavar="CHAPTER",
                     help="execute only these chapters (file stems); the report is always refreshed")
     ap.add_argument("--no-html", action="store_true", help="execute only; do not render HTML")
+    ap.add_argument("--cell-timeout", type=int, default=1800,
+                    help="fail a chapter whose single cell runs longer than this many seconds (default 1800)")
     args = ap.parse_args(argv)
 
     try:
@@ -220,13 +273,16 @@ def main(argv=None) -> int:
         chosen = [p for p in chosen if p.stem in args.only or not is_chapter(nbformat.read(p, as_version=4))]
     timings = {}
     print(f"executing {len(chosen)} notebook(s) with preset={args.preset!r}, seed={args.seed}; ledger: {ledger}")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_sigint)
     for nb in chosen:
+        _RUNNING["nb"] = nb
         chapter = is_chapter(nbformat.read(nb, as_version=4))
         params = {"preset": args.preset, "seed": args.seed} if chapter else {"ledger": str(ledger)}
         print(f"-> {nb.stem} ...", flush=True)
         try:
             drop_chapter_rows(nb.stem, ledger)  # a re-run chapter must not leave stale claims behind
-            seconds = execute(nb, params)
+            seconds = execute(nb, params, args.cell_timeout)
         except KeyboardInterrupt:
             mark_not_run(nb)
             record_timings(build, timings, fresh=args.only is None)
@@ -237,6 +293,7 @@ def main(argv=None) -> int:
             print(f"FAILED {failure_message(nb, err)}", file=sys.stderr, flush=True)
             record_timings(build, timings, fresh=args.only is None)
             return 1
+        hide_injected_parameters(nb)
         timings[nb.stem] = round(seconds, 1)
         print(f"   {nb.stem}: {seconds:.1f} s", flush=True)
     record_timings(build, timings, fresh=args.only is None)
@@ -263,7 +320,12 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        rc = main()
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        sys.exit(130)
+        rc = 130
+    if rc == 130:  # skip the interpreter's shutdown: a kernel client's sockets can hold it up
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    sys.exit(rc)

@@ -7,6 +7,12 @@ from . import cache, claims, evaluate, geometry, graphs, models, presets, spectr
 from .claims import check_claim, verdict
 from .presets import get_preset
 
-__version__ = "0.1.0"
+try:  # one source of truth: pyproject.toml's version, as installed
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _version
+
+    __version__ = _version("geomlib")
+except PackageNotFoundError:  # pragma: no cover - imported from a source tree that is not installed
+    __version__ = "0+unknown"
 __all__ = ["cache", "claims", "evaluate", "geometry", "graphs", "models", "presets", "spectral", "tasks",
            "train", "check_claim", "get_preset", "verdict"]

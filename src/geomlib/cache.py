@@ -13,12 +13,9 @@ No finished training is ever lost to the cache, and no entry is half-written:
   another process stored the same entry meanwhile, that entry is used, not fought over;
 * a save that fails anyway (a full disk, a vanished folder) warns and returns the trained model;
 * temporary folders of writers that were killed are removed on the next use of the cache.
-
-Shipped runs (``data/runs`` in the repository) are looked up read-only after the cache.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -34,7 +31,6 @@ from .fileio import clean_stale, describe_os_error, locked, temp_dir, write_json
 __all__ = ["config_hash", "cache_root", "cached_run", "CacheWarning", "shipped_data"]
 
 CACHE_VERSION = 1
-_REPO_DATA = Path(__file__).resolve().parents[2] / "data" / "runs"
 
 
 class CacheWarning(UserWarning):
@@ -52,10 +48,16 @@ def cache_root() -> Path:
 
 
 def shipped_data(name: str) -> Path | None:
-    """A file shipped in the repository's ``data/`` folder (None when geomlib is installed
-    without the repository, e.g. in Colab)."""
-    path = _REPO_DATA.parent / name
-    return path if path.is_file() else None
+    """A result shipped in the repository's ``data/`` folder, installed with geomlib as package
+    data (``src/geomlib/data`` links to ``data/``), so it is there in Colab too; None when no such
+    file is shipped."""
+    from importlib.resources import as_file, files
+
+    resource = files("geomlib") / "data" / name
+    if not resource.is_file():
+        return None
+    with as_file(resource) as path:  # a real file for a normal install (wheel or editable)
+        return Path(path)
 
 
 def _sha(path: Path) -> str:
@@ -94,14 +96,13 @@ def _load(entry: Path, key: dict, model: torch.nn.Module) -> dict:
     return json.loads((entry / "record.json").read_text())
 
 
-def _try_load(candidate: Path, key: dict, model: torch.nn.Module, name: str, h: str, verbose: bool,
-              own: bool) -> dict | None:
-    """The record of an intact entry at ``candidate`` (loaded into ``model``), else None. In the
-    cache (``own``) the entry is read under a shared lock: never while another process swaps it."""
+def _try_load(candidate: Path, key: dict, model: torch.nn.Module, name: str, h: str, verbose: bool) -> dict | None:
+    """The record of an intact entry at ``candidate`` (loaded into ``model``), else None. The entry
+    is read under a shared lock: never while another process swaps it."""
     if not candidate.parent.is_dir():
         return None
     try:
-        with locked(candidate, shared=True, required=False) if own else contextlib.nullcontext():
+        with locked(candidate, shared=True, required=False):
             if not candidate.exists():
                 return None
             record = _load(candidate, key, model)
@@ -143,8 +144,8 @@ def cached_run(name: str, key: dict, model: torch.nn.Module, fit: Callable[[torc
     root = cache_root()
     entry = root / f"{name}-{h}"
     clean_stale(root)
-    for candidate, own in ([] if retrain else [(entry, True), (_REPO_DATA / f"{name}-{h}", False)]):
-        record = _try_load(candidate, key, model, name, h, verbose, own)
+    if not retrain:
+        record = _try_load(entry, key, model, name, h, verbose)
         if record is not None:
             return model, record
     why = _unwritable(root, model)

@@ -20,7 +20,7 @@ import torch
 
 from .fileio import locked, write_json_atomic
 
-__all__ = ["ClaimFailed", "ClaimResult", "Verdict", "check_claim", "chapter_status", "drop_chapter_rows",
+__all__ = ["ClaimFailed", "ClaimResult", "Report", "Verdict", "check_claim", "chapter_status", "drop_chapter_rows",
            "ledger_path", "read_ledger", "report_markdown", "verdict"]
 
 _T0 = time.perf_counter()  # the kernel starts with the chapter: wall time since import ~ chapter time
@@ -148,6 +148,42 @@ def report_markdown(ledger: dict[str, dict]) -> str:
     ok = sum(r["status"] == "pass" for r in ledger.values())
     lines.append(f"\n**{ok} of {n} claims pass.**")
     return "\n".join(lines)
+
+
+_STATUS_STYLE = {"pass": "background:#e6f4ea;color:#137333", "fail": "background:#fce8e6;color:#a50e0e",
+                 "not reproduced": "background:#fef7e0;color:#8a5300"}
+
+
+class Report:
+    """The reproducibility report: one row per claim of the ledger, as an HTML table in the book
+    (status coloured) and as Markdown text elsewhere."""
+
+    def __init__(self, ledger: dict[str, dict]):
+        self.ledger = ledger
+
+    def __repr__(self) -> str:
+        return report_markdown(self.ledger)
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        if not self.ledger:
+            return "<p><em>The ledger is empty: no chapter has recorded a claim in this build.</em></p>"
+        head = "".join(f"<th>{h}</th>" for h in ("claim", "chapter", "status", "measured", "check", "paper",
+                                                    "preset / seed", "wall (s)"))
+        body = []
+        for cid, r in sorted(self.ledger.items(), key=lambda kv: (kv[1].get("chapter", ""), kv[0])):
+            style = _STATUS_STYLE.get(r["status"], "")
+            body.append(
+                f'<tr class="geomlib-claim status-{e(r["status"].replace(" ", "-"))}">'
+                f"<td><code>{e(cid)}</code><br><small>{e(r['description'])}</small></td>"
+                f'<td><a href="{e(r["chapter"])}.html">{e(r["chapter"])}</a></td>'
+                f'<td style="{style};white-space:nowrap;font-weight:600">{e(_BADGE.get(r["status"], r["status"]))}</td>'
+                f"<td>{r['measured']:.4g}</td><td style=\"white-space:nowrap\">{e(r['op'])} {r['threshold']:.4g}</td>"
+                f"<td>{e(r['paper'])}</td><td>{e(str(r['preset']))} / {r['seed']}</td>"
+                f"<td>{r['wall_seconds']:.0f}</td></tr>")
+        ok = sum(r["status"] == "pass" for r in self.ledger.values())
+        return (f'<table class="geomlib-report"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+                f"<p><strong>{ok} of {len(self.ledger)} claims pass.</strong></p>")
 
 
 def chapter_status(rows: list[dict]) -> str:

@@ -29,7 +29,7 @@ try:  # POSIX
 except ImportError:  # pragma: no cover - Windows: no advisory locks, single-process use only
     fcntl = None
 
-__all__ = ["locked", "write_json_atomic", "temp_dir", "clean_stale", "describe_os_error"]
+__all__ = ["locked", "write_json_atomic", "write_torch_atomic", "temp_dir", "clean_stale", "describe_os_error"]
 
 _HOST = socket.gethostname().replace(".", "_")[:40] or "host"
 
@@ -102,6 +102,23 @@ def write_json_atomic(path: Path | str, obj) -> None:
             os.unlink(tmp)
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             raise OSError(e.errno, f"no space left on the disk holding {path.parent}") from e
+        raise
+
+
+def write_torch_atomic(path: Path | str, obj) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path`` (a
+    checkpoint is either the old one or the new one, never half of either)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path, "tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 

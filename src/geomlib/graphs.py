@@ -58,6 +58,21 @@ class Graph:
         return a
 
     @cached_property
+    def _edge_keys(self) -> np.ndarray:
+        n = self.num_nodes
+        return np.unique(np.concatenate([self.edges[:, 0] * n + self.edges[:, 1], self.edges[:, 1] * n + self.edges[:, 0]]))
+
+    def has_edge(self, u, v) -> np.ndarray:
+        """Whether ``u -- v`` is an edge, elementwise over arrays of node ids; no N x N matrix (a
+        path-star of 10^4 arms has 5 x 10^4 nodes)."""
+        u, v = np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64)
+        keys = u * self.num_nodes + v
+        valid = (u >= 0) & (u < self.num_nodes) & (v >= 0) & (v < self.num_nodes)
+        pos = np.searchsorted(self._edge_keys, keys)
+        found = self._edge_keys[np.minimum(pos, len(self._edge_keys) - 1)] == keys
+        return valid & found
+
+    @cached_property
     def degree(self) -> np.ndarray:
         return np.bincount(self.edges.ravel(), minlength=self.num_nodes)
 

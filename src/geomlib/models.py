@@ -120,6 +120,9 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    """A nanoGPT-style decoder: learned positions, pre-LayerNorm blocks, tied token embeddings
+    (``wte``, whose rows are the node embeddings the geometry metrics read)."""
+
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.config = cfg
@@ -269,6 +272,9 @@ def _compiled_scan(*args):
 
 
 class Mamba(nn.Module):
+    """A stack of selective state-space blocks (pure torch) with tied token embeddings and no
+    positional embeddings."""
+
     def __init__(self, cfg: MambaConfig):
         super().__init__()
         self.config = cfg

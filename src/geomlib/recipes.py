@@ -8,11 +8,14 @@ a mixed stage, which keeps replaying the edges (a small model forgets them other
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from .cache import cached_run
+from .cache import cache_root, cached_run, config_hash
 from .evaluate import edge_metrics, pathstar_metrics
+from .fileio import write_torch_atomic
 from .graphs import Graph
 from .models import build_model
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
@@ -40,29 +43,55 @@ def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fractio
 
 
 def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: list[dict], *, seed: int, bf16: bool,
-               eval_every: int, evaluate=None, stop=None, progress=None, aux_loss=None) -> History:
-    """Run the stages in order on one model; one :class:`History` across all of them."""
-    history = History()
+               eval_every: int, evaluate=None, stop=None, progress=None, aux_loss=None,
+               checkpoint: Path | None = None, on_checkpoint=None) -> History:
+    """Run the stages in order on one model; one :class:`~geomlib.train.History` across all of them.
+
+    ``checkpoint``: a file where the run's state (model, history, stage, trainer state) is saved
+    after every evaluation; when it exists, the run resumes from it, exactly where it stopped.
+    ``on_checkpoint(history)`` is called after each save (e.g. to publish the curve so far)."""
+    history, start_stage, resume = History(), 0, None
+    if checkpoint is not None and Path(checkpoint).exists():
+        saved = torch.load(checkpoint, map_location=next(model.parameters()).device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        history, start_stage, resume = History.from_dict(saved["history"]), saved["stage"], saved["train"]
+        print(f"resuming from {Path(checkpoint).name}: stage {start_stage + 1}, step "
+              f"{history.rows[-1]['step'] if history.rows else 0}")
+
+    def save(stage: int, train_state: dict | None) -> None:
+        write_torch_atomic(checkpoint, {"model": model.state_dict(), "history": history.to_dict(), "stage": stage,
+                                        "train": train_state})
+        if on_checkpoint is not None:
+            on_checkpoint(history)
+
     for i, st in enumerate(stages):
+        if i < start_stage:
+            continue
         st = dict(st)
         data, batch, frac = st.pop("data"), st.pop("batch", None), st.pop("path_fraction", None)
         streams, sizes = stage_batches(task, data, batch, frac)
         st.setdefault("eval_every", eval_every)  # a stage may evaluate more often (e.g. while geometry forms)
         cfg = TrainConfig(**st, batch_size=sizes, bf16=bf16, seed=seed + i)
-        history.meta.setdefault("stage_starts", []).append(int(history.rows[-1]["step"]) if history.rows else 0)
+        resuming = resume is not None and i == start_stage
+        if not resuming:
+            history.meta.setdefault("stage_starts", []).append(int(history.rows[-1]["step"]) if history.rows else 0)
         train(model, streams, cfg, evaluate=evaluate, stop=stop, progress=progress, history=history,
-              desc=f"stage {i + 1}/{len(stages)}: {data}", aux_loss=aux_loss)
+              desc=f"stage {i + 1}/{len(stages)}: {data}", aux_loss=aux_loss,
+              checkpoint=(lambda s, i=i: save(i, s)) if checkpoint is not None else None,
+              resume=resume if resuming else None)
+        if checkpoint is not None:
+            save(i + 1, None)  # the stage is done: a resume starts the next one
         if history.meta.get("stopped_early"):
             break
     return history
 
 
 def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None, name: str = "pathstar",
-                 on_eval=None, max_seconds: float | None = None):
+                 on_eval=None, max_seconds: float | None = None, resumable: bool = False, on_checkpoint=None):
     """Build the task and model of a path-star preset, train it with its recipe (or load the
     cached result), and return ``(task, model, history)``.
 
-    ``cfg`` keys: ``d``, ``l``, ``task`` (extra :func:`pathstar_task` options), ``model`` (kind
+    ``cfg`` keys: ``d``, ``l``, ``task`` (extra :func:`~geomlib.tasks.pathstar_task` options), ``model`` (kind
     and config), ``stages``, ``bf16``, ``eval_every``, ``stop_at`` (stop once held-out full-path
     accuracy has been >= this for ``stop_patience`` consecutive evaluations; None: never).
     Optional geometric interventions (the "headroom" experiments): ``emb_init="node2vec"`` starts
@@ -71,7 +100,12 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
     embeddings to every step.
 
     ``on_eval(row)`` sees every evaluation row (logging). ``max_seconds`` cuts training after a
-    wall-clock budget (benchmarks only): such a run depends on the machine, so it is not cached."""
+    wall-clock budget (benchmarks only): such a run depends on the machine, so it is not cached.
+
+    ``resumable=True`` (runs of hours): the run's state is saved in the cache after every
+    evaluation (``<name>-<hash>.ckpt``, keyed like the finished entry) and a run started again
+    with the same configuration continues from there; ``on_checkpoint(history)`` sees the
+    history after each save."""
     task = pathstar_task(cfg["d"], cfg["l"], seed=seed, **cfg.get("task", {}))
     model_cfg = dict(cfg["model"])
     kind = model_cfg.pop("kind")
@@ -97,17 +131,22 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
         streak["n"] = streak["n"] + 1 if row.get("test_full", 0.0) >= target else 0
         return streak["n"] >= patience
 
+    key = {"experiment": name, "config": cfg, "seed": seed, "threads": torch.get_num_threads()}
+    ckpt = cache_root() / f"{name}-{config_hash(key)}.ckpt" if resumable else None
+
     def fit(m):
-        if init == "node2vec":  # only when training: a cached run loads its trained weights
+        if init == "node2vec" and not (ckpt and ckpt.exists()):  # a cached or resumed run has its weights
             _init_from_node2vec(m, task.graph, seed)
         h = run_recipe(m, task, cfg["stages"], seed=seed, bf16=cfg.get("bf16", False), eval_every=cfg["eval_every"],
-                       evaluate=evaluate, stop=stop, progress=progress, aux_loss=aux_loss)
+                       evaluate=evaluate, stop=stop, progress=progress, aux_loss=aux_loss, checkpoint=ckpt,
+                       on_checkpoint=on_checkpoint)
         return h.to_dict()
 
     if max_seconds is not None:
         return task, model.eval(), History.from_dict(fit(model))
-    key = {"experiment": name, "config": cfg, "seed": seed, "threads": torch.get_num_threads()}
     model, record = cached_run(name, key, model, fit, retrain=retrain)
+    if ckpt is not None and ckpt.exists():
+        ckpt.unlink()  # finished and cached: the checkpoint has done its job
     model.eval()
     return task, model, History.from_dict(record)
 
@@ -147,7 +186,7 @@ def edge_run(graph: Graph, model: dict, train_cfg: dict, seed: int = 0, directio
     """Edge memorisation on a (tiny) graph: ``[EDGE] u -> v``, full batch, for any model kind
     (``"gpt"``, ``"mamba"``, ``"linear"``, ``"node2vec"``; the shallow ones are queried with ``u``).
 
-    ``model``: ``{"kind": ..., **config}``; ``train_cfg``: :class:`TrainConfig` fields.
+    ``model``: ``{"kind": ..., **config}``; ``train_cfg``: :class:`~geomlib.train.TrainConfig` fields.
     Returns ``(model, history)``; the history tracks top-``k`` recall of the trained edges and
     the geometric level."""
     vocab = Vocab(graph.num_nodes)

@@ -22,6 +22,7 @@ from .validate import check_seed
 __all__ = ["IGNORE", "Vocab", "Examples", "edge_examples", "path_examples", "split_arms",
            "PathStarTask", "pathstar_task", "InContextPathStar"]
 
+#: The target of a position that takes no loss (the prompt): ``cross_entropy``'s ignore index.
 IGNORE = -100
 
 

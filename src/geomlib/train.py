@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.std import tqdm
+from tqdm.auto import tqdm  # widget bars in notebooks, text bars in a terminal
 
 from .tasks import Examples
 from .validate import check_int, check_seed
@@ -161,14 +161,20 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
           evaluate: Callable[[torch.nn.Module], dict] | None = None,
           stop: Callable[[dict], bool] | None = None, progress: bool | None = None,
           history: History | None = None, desc: str = "train",
-          aux_loss: Callable[[torch.nn.Module], torch.Tensor] | None = None) -> History:
+          aux_loss: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+          checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> History:
     """Train ``model`` in place for ``cfg.steps`` steps and return its :class:`History`.
 
-    ``data``: one :class:`Examples` or a dict of named streams (mixed recipe). ``evaluate``
+    ``data``: one :class:`~geomlib.tasks.Examples` or a dict of named streams (mixed recipe). ``evaluate``
     is called every ``cfg.eval_every`` steps (and at the start and the end) in eval mode under
     ``torch.no_grad``; ``stop`` ends training early when it returns True on those metrics.
     Passing a previous ``history`` continues its step count (staged recipes). ``aux_loss(model)``,
     when given, is added to every step's loss (e.g. an auxiliary Node2Vec loss on the embeddings).
+
+    Long runs: ``checkpoint(state)`` is called after every evaluation with the trainer's state
+    (optimizer, random generators, sampler positions, step); the caller stores it with the model
+    and the history. ``resume=state`` (with the model and history restored by the caller)
+    continues from that step exactly as if the run had never stopped.
     """
     streams = data if isinstance(data, dict) else {"data": data}
     sizes = cfg.batch_size if isinstance(cfg.batch_size, dict) else {k: cfg.batch_size for k in streams}
@@ -190,10 +196,23 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
     history = history or History()
     offset = int(history.rows[-1]["step"]) if history.rows else 0
-    history.meta.setdefault("configs", []).append(
-        {**asdict(cfg), "threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__})
+    first = 1
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        for k, (perm, pos) in resume["samplers"].items():
+            samplers[k].perm, samplers[k].pos = perm, pos
+        offset, first = resume["offset"], resume["step"] + 1
+    else:
+        history.meta.setdefault("configs", []).append(
+            {**asdict(cfg), "threads": torch.get_num_threads(), "device": str(device), "torch": str(torch.__version__)})
     start = time.perf_counter()
     seconds0 = history.rows[-1].get("seconds", 0.0) if history.rows else 0.0
+
+    def state(step: int) -> dict:
+        return {"step": step, "offset": offset, "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "samplers": {k: (s.perm, s.pos) for k, s in samplers.items()}}
 
     def do_eval(step: int, loss: float | None) -> dict:
         row = {"step": offset + step, "loss": loss, "lr": lr_at(cfg, max(step - 1, 0)),
@@ -209,12 +228,12 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
 
     if not history.rows and evaluate is not None:
         do_eval(0, None)  # no training loss before the first step
-    bar = tqdm(total=cfg.steps, desc=desc, disable=not _progress_enabled(progress), file=sys.stderr,
+    bar = tqdm(total=cfg.steps, initial=first - 1, desc=desc, disable=not _progress_enabled(progress), file=sys.stderr,
                mininterval=1.0, dynamic_ncols=True, leave=True)
     model.train()
     loss_value = float("nan")
-    step = 0
-    for step in range(1, cfg.steps + 1):
+    step = first - 1
+    for step in range(first, cfg.steps + 1):
         lr = lr_at(cfg, step - 1)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -241,6 +260,8 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
             row = do_eval(step, loss_value)
             bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in row.items()
                              if k not in ("step", "lr", "seconds")}, refresh=False)
+            if checkpoint is not None:
+                checkpoint(state(step))
             if stop is not None and stop(row):
                 history.meta["stopped_early"] = True
                 break

@@ -9,8 +9,10 @@ import numpy as np
 
 __all__ = ["MAX_NODES", "MAX_SEED", "check_int", "check_seed", "check_num_nodes", "check_like"]
 
-MAX_NODES = 10_000_000  # a 10^7-node graph already takes GBs of embeddings; beyond it, memory runs out
-MAX_SEED = 2**32  # seeds are integers in [0, 2^32): what numpy, torch and Python all accept
+#: The largest graph geomlib builds: a 10^7-node graph already takes GBs of embeddings.
+MAX_NODES = 10_000_000
+#: Seeds are integers in [0, MAX_SEED): what numpy, torch and Python all accept.
+MAX_SEED = 2**32
 
 
 def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
