@@ -41,7 +41,8 @@ def figure_count(stem: str) -> int:
 
 
 def test_no_page_shows_an_error_output(html):
-    for stem in pages():
+    # the executed pages (chapters and report); the API reference names ClaimFailed by design
+    for stem in [nb.stem for nb in notebooks.notebooks()]:
         text = htmllib.unescape(re.sub(r"<[^>]+>", "", (html / f"{stem}.html").read_text()))
         for pat in ERROR_PATTERNS:
             m = pat.search(text)
@@ -174,5 +175,5 @@ def test_every_page_in_a_real_browser(server, browser, html, built_book):
     browser.execute_script("arguments[0].scrollIntoView()", box)
     box.screenshot(str(SCREENSHOTS / "linear_net-verdict.png"))
     _open(browser, f"{server}/report.html")
-    _screenshot(browser, SCREENSHOTS / "report.png", full_page=False)
+    _screenshot(browser, SCREENSHOTS / "report.png")
     assert all((SCREENSHOTS / f).stat().st_size > 10_000 for f in ("intro.png", "linear_net.png", "linear_net-verdict.png"))

@@ -182,7 +182,7 @@ class Report:
                 f"<td>{e(r['paper'])}</td><td>{e(str(r['preset']))} / {r['seed']}</td>"
                 f"<td>{r['wall_seconds']:.0f}</td></tr>")
         ok = sum(r["status"] == "pass" for r in self.ledger.values())
-        return (f'<table class="geomlib-report"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        return (f'<table class="geomlib-report" style="font-size:0.85em"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
                 f"<p><strong>{ok} of {len(self.ledger)} claims pass.</strong></p>")
 
 
