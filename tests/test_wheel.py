@@ -1,6 +1,7 @@
 """geomlib as Colab gets it: the wheel, installed into a fresh virtual environment that already
 has torch (and the notebook tools), used from outside the repository: a tiny chapter runs with it,
-and the shipped data (the seed study the path-finding chapter draws) comes with the package."""
+and the shipped data comes with the package (the path-finding chapter's seed-study figure, its
+own cell, renders from it)."""
 import json
 import site
 import subprocess
@@ -41,10 +42,24 @@ def test_the_wheel_works_from_a_fresh_environment_outside_the_repository(tmp_pat
                  cwd=outside).stdout.strip()
     assert fresh_site in Path(study).parents and json.loads(Path(study).read_text())
 
-    chapter = outside / "associative_vs_geometric.ipynb"
-    chapter.write_bytes((ROOT / "book" / chapter.name).read_bytes())
+    # the path-finding chapter's seed-study figure, its own cell, drawn from the installed data
+    source = nbformat.read(ROOT / "book" / "path_finding_from_memory.ipynb", as_version=4)
+    figure_cell = next(c for c in source.cells if c.cell_type == "code" and "pathstar_seed_study.json" in c.source)
+    figure_nb = nbformat.v4.new_notebook()
+    figure_nb.cells = [nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nimport numpy as np\n\n"
+                                                 "from geomlib import plots\n\nplots.style()"),
+                       nbformat.v4.new_code_cell(figure_cell.source)]
+    nbformat.write(figure_nb, outside / "seed_study.ipynb")
     env = {"GEOMLIB_LEDGER": str(outside / "ledger.json"), "GEOMLIB_CACHE": str(outside / "cache"),
            "GEOMLIB_PROGRESS": "0", "PATH": f"{env_dir / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    _run(py, "-m", "papermill", outside / "seed_study.ipynb", outside / "seed_study.out.ipynb", "-k", "python3",
+         cwd=outside, env=env)
+    drawn = nbformat.read(outside / "seed_study.out.ipynb", as_version=4).cells[-1].outputs
+    assert any("image/png" in o.get("data", {}) for o in drawn), drawn
+    assert "not available" not in json.dumps(drawn)
+
+    chapter = outside / "associative_vs_geometric.ipynb"
+    chapter.write_bytes((ROOT / "book" / chapter.name).read_bytes())
     _run(py, "-m", "papermill", chapter, outside / "out.ipynb", "-k", "python3", "--cwd", outside, cwd=outside, env=env)
     ledger = json.loads((outside / "ledger.json").read_text())
     assert ledger and all(r["status"] == "pass" for r in ledger.values())
