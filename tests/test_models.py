@@ -110,3 +110,31 @@ def test_mamba_fast_paths_match_the_reference():
     u = torch.randn(b, t, 16)
     conv = block.conv(u.transpose(1, 2))[..., :t].transpose(1, 2)
     assert torch.allclose(block._causal_conv(u), conv, atol=1e-5)
+
+
+def test_mamba_release_variants_are_options_with_the_books_block_as_default():
+    from geomlib.models import Mamba, MambaConfig
+    from geomlib.train import TrainConfig, train
+    from geomlib.tasks import Examples
+
+    torch.manual_seed(0)
+    book = Mamba(MambaConfig(vocab_size=12, d_model=16, compile_scan=False))
+    release = Mamba(MambaConfig(vocab_size=12, d_model=16, compile_scan=False, residual=False, final_norm=False,
+                                release_init=True, no_decay_ssm=True))
+    assert isinstance(release.norm_f, torch.nn.Identity) and isinstance(book.norm_f, torch.nn.LayerNorm)
+    block = release.layers[0]
+    assert torch.all(block.dt_proj.bias == 0)  # dt = softplus(0) = 0.69 in every channel
+    assert 0.015 < block.in_proj.weight.std() < 0.025
+    x = torch.randn(2, 5, 16)
+    assert not torch.allclose(block(x), book.layers[0].__class__.forward(block, x) + x)  # no residual
+    # no weight decay on the SSM parameters: under a strong decay (lr x wd = 0.1 a step) they move
+    # only by Adam's own steps (<= lr each), while the book's block shrinks A_log (a 2-D tensor)
+    data = Examples(torch.randint(0, 12, (4, 3)), torch.full((4, 3), -100))
+    data.targets[:, -1] = 1
+    cfg = TrainConfig(steps=2, lr=1e-3, weight_decay=100.0, grad_clip=None)
+    a_log = block.A_log.detach().clone()
+    train(release, data, cfg, progress=False)
+    assert (block.A_log - a_log).abs().max() < 3e-3
+    book_a = book.layers[0].A_log.detach().clone()
+    train(book, data, cfg, progress=False)
+    assert (book_a - book.layers[0].A_log).max() > 0.3

@@ -179,6 +179,11 @@ class MambaConfig:
     init_std: float = 0.02
     block_size: int = 4096  # unused by the model (no positions); kept for a shared interface
     compile_scan: bool = True  # torch.compile the selective scan (falls back to eager, with a warning)
+    # Variants of the authors' release (Mamba hypotheses; the defaults are the book's block):
+    residual: bool = True  # x + mixer(norm(x)); the release applies mixer(norm(x)) with no residual
+    final_norm: bool = True  # a LayerNorm before the output head; the release has none
+    release_init: bool = False  # every Linear in a block N(0, init_std), zero biases (dt = softplus(0))
+    no_decay_ssm: bool = False  # no weight decay on A_log, D, the conv and biases (reference Mamba)
 
     def __post_init__(self):
         for name in ("vocab_size", "n_layer", "d_model", "d_state", "d_conv", "expand"):
@@ -207,6 +212,15 @@ class MambaBlock(nn.Module):
         with torch.no_grad():  # dt initialised in [1e-3, 1e-1] as in the reference implementation
             dt = torch.exp(torch.rand(d_inner) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.residual = cfg.residual
+        if cfg.release_init:
+            for lin in (self.in_proj, self.x_proj, self.dt_proj, self.out_proj):
+                nn.init.normal_(lin.weight, 0.0, cfg.init_std)
+                if lin.bias is not None:
+                    nn.init.zeros_(lin.bias)
+        if cfg.no_decay_ssm:  # read by the trainer's AdamW parameter groups
+            for p in (self.A_log, self.D, self.conv.weight, self.conv.bias, self.dt_proj.bias):
+                p._no_weight_decay = True
 
     def forward(self, x):
         b, t, _ = x.shape
@@ -218,7 +232,8 @@ class MambaBlock(nn.Module):
         A = -torch.exp(self.A_log.float())  # (d_inner, n)
         y = _scan(self.compile_scan)(delta, A, B.float(), C.float(), u.float())
         y = y.to(u.dtype) + u * self.D
-        return x + self.out_proj(y * F.silu(z))
+        out = self.out_proj(y * F.silu(z))
+        return x + out if self.residual else out
 
     def _causal_conv(self, u):
         """The depthwise causal convolution over time, as ``d_conv`` shifted multiply-adds: the
@@ -280,7 +295,7 @@ class Mamba(nn.Module):
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.layers = nn.ModuleList(MambaBlock(cfg) for _ in range(cfg.n_layer))
-        self.norm_f = nn.LayerNorm(cfg.d_model)
+        self.norm_f = nn.LayerNorm(cfg.d_model) if cfg.final_norm else nn.Identity()
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         nn.init.normal_(self.wte.weight, 0.0, cfg.init_std)
         nn.init.normal_(self.lm_head.weight, 0.0, cfg.init_std)

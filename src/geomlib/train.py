@@ -187,8 +187,10 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     samplers = {k: _Sampler(v.to(device), sizes.get(k), gen) for k, v in streams.items()}
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
-        decay = [p for p in params if p.dim() >= 2]
-        no_decay = [p for p in params if p.dim() < 2]
+        # matrices decay, vectors do not; a parameter may opt out (``p._no_weight_decay = True``)
+        exempt = [p.dim() < 2 or getattr(p, "_no_weight_decay", False) for p in params]
+        decay = [p for p, e in zip(params, exempt) if not e]
+        no_decay = [p for p, e in zip(params, exempt) if e]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
     else:

@@ -1,0 +1,108 @@
+"""Why did the book's first Mamba memorise every edge and training path, build a perfect geometry
+probe, and still not find held-out paths? One hypothesis at a time, from the `mamba_too`
+chapter's cell (`pathstar_mamba` cpu preset: d = 200 arms, l = 5, 2 x 128, the phase diagram's
+recipe) with the reference-style block it first used, each run's held-out full path (final and best), n1, probe, training paths,
+steps and minutes written to ``data/mamba_hypotheses.json`` after every run, with the command,
+commit and machine. Runs go through the model cache, so an interrupted sweep continues.
+
+    python benchmarks/mamba_hypotheses.py                 # every variant, seed 0
+    python benchmarks/mamba_hypotheses.py --only baseline "no decay on SSM parameters" --seeds 0 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from geomlib.fileio import write_json_atomic
+from geomlib.presets import get_preset
+from geomlib.recipes import pathstar_run
+from geomlib.sweep import hardware
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (model changes, mixed-stage changes, why)
+VARIANTS = {
+    "baseline": ({}, {}, "the mamba_too chapter's recipe"),
+    "no decay on SSM parameters": (dict(no_decay_ssm=True), {},
+                                   "reference Mamba exempts A_log, D, the conv and biases from weight decay"),
+    "release weight decay 0.01": ({}, dict(weight_decay=0.01), "the release's AdamW weight decay"),
+    "release lr 5e-4": ({}, dict(lr=5e-4), "the release's learning rate"),
+    "natural path share": ({}, dict(path_fraction=None), "paths at their natural share of the mixed data"),
+    "betas (0.9, 0.999), no clip": ({}, dict(betas=(0.9, 0.999), grad_clip=None), "the release's optimizer"),
+    "release block (no residual, no final norm)": (dict(residual=False, final_norm=False), {},
+                                                   "the release applies Mamba(LayerNorm(x)) with no residual"),
+    "release init (Linear N(0, 0.02), zero biases)": (dict(release_init=True), {},
+                                                      "the release re-initialises every Linear; dt = softplus(0)"),
+    "capacity 2x256": (dict(d_model=256), {}, "twice the width"),
+    "capacity 4x256": (dict(n_layer=4, d_model=256), {}, "twice the depth and width"),
+    # combinations of what helped one at a time
+    "release block + release init": (dict(residual=False, final_norm=False, release_init=True), {},
+                                     "the release's block and init together"),
+    "release block + lr 5e-4": (dict(residual=False, final_norm=False), dict(lr=5e-4),
+                                "the release's block and learning rate"),
+    "release block + release init + lr 5e-4": (dict(residual=False, final_norm=False, release_init=True),
+                                               dict(lr=5e-4), "the release's block, init and learning rate"),
+}
+
+
+def variant_config(name: str) -> dict:
+    cfg = copy.deepcopy(get_preset("pathstar_mamba", "cpu"))
+    model, mixed, _ = VARIANTS[name]
+    # the hypotheses start from the reference-style block the chapter first used (residual, final
+    # norm, dt in [1e-3, 0.1]); the chapter now uses the release's block, the winner below
+    cfg["model"] = {k: v for k, v in cfg["model"].items() if k not in ("residual", "final_norm", "release_init")}
+    cfg["model"].update(model)
+    cfg["stages"][1].update(mixed)
+    return cfg
+
+
+def summary(name: str, seed: int, cfg: dict, hist, minutes: float) -> dict:
+    full = hist["test_full"]
+    return dict(variant=name, why=VARIANTS[name][2], seed=seed, final_heldout_full=hist.last["test_full"],
+                best_heldout_full=float(full.max()), final_n1=hist.last["test_n1"], final_probe=hist.last["probe"],
+                final_train_full=hist.last["train_full"], steps=int(hist.last["step"]),
+                train_minutes=round(hist.last["seconds"] / 60, 2), wall_minutes=round(minutes, 2),
+                model=cfg["model"], mixed_stage=cfg["stages"][1],
+                curve=[[r["step"], r.get("test_full"), r.get("test_n1"), r.get("probe"), r.get("train_full")]
+                       for r in hist.rows])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", default=None, choices=list(VARIANTS), metavar="VARIANT")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "data" / "mamba_hypotheses.json")
+    args = ap.parse_args(argv)
+    names = args.only or list(VARIANTS)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    command = "python benchmarks/mamba_hypotheses.py" + "".join(
+        f' "{a}"' if " " in a else f" {a}" for a in (sys.argv[1:] if argv is None else argv))
+    import json
+    old = json.loads(args.out.read_text()) if args.out.exists() else {}
+    runs = {(r["variant"], r["seed"]): r for r in old.get("runs", [])}
+    for name in names:
+        for seed in args.seeds:
+            cfg = variant_config(name)
+            start = time.time()
+            _, _, hist = pathstar_run(cfg, seed=seed, name="mamba_hypotheses", progress=False)
+            runs[name, seed] = {**summary(name, seed, cfg, hist, (time.time() - start) / 60), "command": command}
+            r = runs[name, seed]
+            print(f"{name:48s} seed {seed}: held-out full {r['final_heldout_full']:.3f} (best "
+                  f"{r['best_heldout_full']:.3f}), n1 {r['final_n1']:.3f}, probe {r['final_probe']:.2f}, "
+                  f"train {r['final_train_full']:.2f}, {r['train_minutes']:.1f} min", flush=True)
+            write_json_atomic(args.out, {
+                "what": "Mamba hypotheses on the mamba_too cell (pathstar_mamba cpu preset), one change at a time",
+                "commands": sorted({r["command"] for r in runs.values() if "command" in r}), "commit": commit, "hardware": hardware(), "torch": str(torch.__version__),
+                "threads": torch.get_num_threads(), "runs": sorted(runs.values(), key=lambda r: (list(VARIANTS).index(
+                    r["variant"]) if r["variant"] in VARIANTS else 99, r["seed"]))})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
