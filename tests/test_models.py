@@ -114,8 +114,8 @@ def test_mamba_fast_paths_match_the_reference():
 
 def test_mamba_release_variants_are_options_with_the_books_block_as_default():
     from geomlib.models import Mamba, MambaConfig
-    from geomlib.train import TrainConfig, train
     from geomlib.tasks import Examples
+    from geomlib.train import TrainConfig, train
 
     torch.manual_seed(0)
     book = Mamba(MambaConfig(vocab_size=12, d_model=16, compile_scan=False))
