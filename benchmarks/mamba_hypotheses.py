@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import subprocess
+import json
 import sys
 import time
 from pathlib import Path
@@ -21,8 +21,8 @@ import torch
 
 from geomlib.fileio import write_json_atomic
 from geomlib.presets import get_preset
+from geomlib.provenance import git_commit, hardware
 from geomlib.recipes import pathstar_run
-from geomlib.sweep import hardware
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,12 +80,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "mamba_hypotheses.json")
     args = ap.parse_args(argv)
     names = args.only or list(VARIANTS)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = git_commit()
     command = "python benchmarks/mamba_hypotheses.py" + "".join(
         f' "{a}"' if " " in a else f" {a}" for a in (sys.argv[1:] if argv is None else argv))
-    import json
     old = json.loads(args.out.read_text()) if args.out.exists() else {}
     runs = {(r["variant"], r["seed"]): r for r in old.get("runs", [])}
+    order = {v: i for i, v in enumerate(VARIANTS)}  # the table's rows in the order of VARIANTS
     for name in names:
         for seed in args.seeds:
             cfg = variant_config(name)
@@ -98,9 +98,9 @@ def main(argv=None) -> int:
                   f"train {r['final_train_full']:.2f}, {r['train_minutes']:.1f} min", flush=True)
             write_json_atomic(args.out, {
                 "what": "Mamba hypotheses on the mamba_too cell (pathstar_mamba cpu preset), one change at a time",
-                "commands": sorted({r["command"] for r in runs.values() if "command" in r}), "commit": commit, "hardware": hardware(), "torch": str(torch.__version__),
-                "threads": torch.get_num_threads(), "runs": sorted(runs.values(), key=lambda r: (list(VARIANTS).index(
-                    r["variant"]) if r["variant"] in VARIANTS else 99, r["seed"]))})
+                "commands": sorted({r["command"] for r in runs.values() if "command" in r}), "commit": commit,
+                "hardware": hardware(), "torch": str(torch.__version__), "threads": torch.get_num_threads(),
+                "runs": sorted(runs.values(), key=lambda r: (order.get(r["variant"], len(order)), r["seed"]))})
     return 0
 
 

@@ -10,7 +10,7 @@ provenance (command, commit, CPU, torch, threads, wall time), and whether it has
 from __future__ import annotations
 
 import argparse
-import subprocess
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,8 +19,8 @@ import torch
 
 from geomlib.fileio import write_json_atomic
 from geomlib.presets import derive, get_preset
+from geomlib.provenance import git_commit, hardware
 from geomlib.recipes import pathstar_run
-from geomlib.sweep import hardware
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "headline_cpu.json"
@@ -44,15 +44,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     cfg = headline_config()
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = "unknown"
+    commit = git_commit()
     command = "python tools/headline_cpu.py" + "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv))
     started = time.time()
     previous = {}
     if args.out.exists():
-        import json
         previous = json.loads(args.out.read_text())
 
     def publish(history, finished: bool = False) -> None:

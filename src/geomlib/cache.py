@@ -64,8 +64,10 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _state_bytes(model: torch.nn.Module) -> int:
-    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+def _needed_bytes(model: torch.nn.Module) -> int:
+    """Room an entry for ``model`` needs: its state twice (the temporary copy and the entry it may
+    replace) and a MiB for the JSON files."""
+    return 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values()) + (1 << 20)
 
 
 def _unwritable(root: Path, model: torch.nn.Module) -> str | None:
@@ -76,7 +78,7 @@ def _unwritable(root: Path, model: torch.nn.Module) -> str | None:
             return f"{root} is not a folder (a file is in its way)"
         with temp_dir(root / "write-check"):
             pass
-        free, need = shutil.disk_usage(root).free, 2 * _state_bytes(model) + (1 << 20)
+        free, need = shutil.disk_usage(root).free, _needed_bytes(model)
     except OSError as e:
         return describe_os_error(e, root)
     if free < need:
@@ -160,7 +162,7 @@ def cached_run(name: str, key: dict, model: torch.nn.Module, fit: Callable[[torc
     except Exception as e:  # noqa: BLE001 - the trained model is worth more than its cache entry
         reason = describe_os_error(e, root) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
         try:
-            if shutil.disk_usage(root).free < 2 * _state_bytes(model):
+            if shutil.disk_usage(root).free < _needed_bytes(model):
                 reason = f"no space left on the disk holding {root} ({reason})"
         except OSError:
             pass

@@ -34,12 +34,6 @@ __all__ = ["locked", "write_json_atomic", "write_torch_atomic", "temp_dir", "cle
 _HOST = socket.gethostname().replace(".", "_")[:40] or "host"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _temp_name(target: Path, kind: str) -> Path:
     """``.<target name>.<kind>-<host>-<pid>-<random>`` beside ``target``."""
     return target.with_name(f".{target.name}.{kind}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
@@ -81,21 +75,13 @@ def _jsonable(x):
     raise TypeError(f"{type(x).__name__} is not JSON serialisable")
 
 
-def write_json_atomic(path: Path | str, obj) -> None:
-    """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it over ``path``.
-
-    The file follows the umask. On any failure ``path`` is untouched and the temporary file is
-    removed; a full disk raises an ``OSError`` that says so."""
-    path = Path(path)
+def _replace_atomically(path: Path, write) -> None:
+    """``write(tmp)`` a temporary file beside ``path``, then rename it over ``path``: ``path`` is
+    either the old file or the new one, never half of either; the temporary file never stays."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, indent=2, sort_keys=True, default=_jsonable)  # before any file exists
     tmp = _temp_name(path, "tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
@@ -105,21 +91,26 @@ def write_json_atomic(path: Path | str, obj) -> None:
         raise
 
 
+def write_json_atomic(path: Path | str, obj) -> None:
+    """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it over ``path``.
+    The file follows the umask; a full disk raises an ``OSError`` that says so."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_jsonable)  # before any file exists
+
+    def write(tmp: Path) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    _replace_atomically(Path(path), write)
+
+
 def write_torch_atomic(path: Path | str, obj) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path`` (a
-    checkpoint is either the old one or the new one, never half of either)."""
+    """``torch.save`` atomically (a checkpoint is either the old one or the new one)."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path, "tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    _replace_atomically(Path(path), lambda tmp: torch.save(obj, tmp))
 
 
 @contextlib.contextmanager

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 from .cache import config_hash
 from .fileio import write_json_atomic
 from .presets import derive, get_preset
+from .provenance import git_commit, hardware
 from .validate import check_seed
 
 __all__ = ["phase_diagram_cells", "cell_row", "run_cell", "run_sweep", "collect"]
@@ -75,21 +75,6 @@ def run_cell(axis: str, value, cfg: dict, seed: int, out: str, name: str = "scal
            "device": hardware(), "threads": torch.get_num_threads()}
     write_json_atomic(path, row)
     return row
-
-
-def hardware() -> str:
-    """The GPU's name, else the CPU's model name (what a shipped result was measured on)."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
 
 
 def _executor(kind: str, folder: Path, timeout_min: int, slurm: dict):
@@ -151,13 +136,8 @@ def collect(out: Path | str, name: str, cells: dict, seeds, command: str = "") -
     out = Path(out)
     rows = [json.loads(p.read_text()) for (axis, value), cfg in cells.items() for seed in seeds
             if (p := _cell_file(out, name, axis, value, cfg, seed)).exists()]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except OSError:
-        commit = "unknown"
     devices = sorted({r.get("device", "?") for r in rows})
-    doc = {"name": name, "command": command, "commit": commit, "hardware": ", ".join(devices) or "none",
+    doc = {"name": name, "command": command, "commit": git_commit(), "hardware": ", ".join(devices) or "none",
            "host": platform.node(), "written": time.strftime("%Y-%m-%d %H:%M:%S"),
            "cells": len(cells) * len(seeds), "finished": len(rows), "rows": rows}
     write_json_atomic(out / f"{name}.json", doc)

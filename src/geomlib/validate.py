@@ -15,14 +15,12 @@ MAX_NODES = 10_000_000
 MAX_SEED = 2**32
 
 
-def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
-    """``value`` as an ``int`` in ``[minimum, maximum]``; a TypeError/ValueError naming ``name``."""
+def check_int(name: str, value, minimum: int) -> int:
+    """``value`` as an ``int`` >= ``minimum``; a TypeError/ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum:,}, got {value:,}")
     return int(value)
 
 
