@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 PRESET ?= cpu
 SEED   ?= 0
 
-.PHONY: install assets browser book test unit chapter chapter-args bench clean
+.PHONY: install assets browser book test unit chapter chapter-args bench robustness clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ chapter-args:
 
 chapter: chapter-args install
 	$(BIN)/python tools/run_book.py --only $(NB) --preset $(PRESET) --seed $(SEED) --no-html
+
+# Every chapter for seeds 0-4 (and seed 0 in fp32), one chapter at a time, resumable: writes
+# data/robustness.json (about 90 min on 2 cores; run it again to continue where it stopped).
+robustness: install
+	$(BIN)/python tools/robustness.py
 
 bench: install
 	$(BIN)/python benchmarks/throughput.py

@@ -19,7 +19,7 @@ import torch
 from geomlib.recipes import pathstar_run
 
 BASE = dict(
-    d=500, l=5, model=dict(kind="gpt", n_layer=2, n_head=4, n_embd=128), bf16=True, eval_every=250,
+    d=500, l=5, model=dict(kind="gpt", n_layer=2, n_head=4, n_embd=128), precision="bf16", eval_every=250,
     stages=[dict(data="edges", steps=1000, lr=1e-2, warmup=50, weight_decay=0.01, final_lr_ratio=0.1),
             dict(data="mixed", steps=20000, lr=1e-3, schedule="constant", weight_decay=0.5, batch=2048)],
 )

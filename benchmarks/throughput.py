@@ -72,9 +72,9 @@ def ours_steps(task, steps: int, bf16: bool, batch: int = 2048, frac: float = 0.
     m = models.build_model("gpt", vocab_size=task.vocab.size, block_size=task.train_paths.inputs.shape[1],
                            n_layer=2, n_head=4, n_embd=128)
     streams, sizes = stage_batches(task, "mixed", batch, frac)
-    train(m, streams, TrainConfig(steps=5, lr=2e-3, bf16=bf16, batch_size=sizes), progress=False)  # warm-up
+    train(m, streams, TrainConfig(steps=5, lr=2e-3, precision="bf16" if bf16 else "fp32", batch_size=sizes), progress=False)  # warm-up
     start = time.perf_counter()
-    train(m, streams, TrainConfig(steps=steps, lr=2e-3, weight_decay=1.0, bf16=bf16, batch_size=sizes), progress=False)
+    train(m, streams, TrainConfig(steps=steps, lr=2e-3, weight_decay=1.0, precision="bf16" if bf16 else "fp32", batch_size=sizes), progress=False)
     return steps / (time.perf_counter() - start)
 
 

@@ -92,7 +92,7 @@ def test_recipe_stages_and_cache(tmp_path, monkeypatch):
     from geomlib.presets import get_preset
     from geomlib.recipes import pathstar_run, stage_batches
     monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
-    cfg = get_preset("pathstar", d=8, l=4, model=dict(kind="gpt", n_layer=1, n_head=1, n_embd=16), bf16=False)
+    cfg = get_preset("pathstar", d=8, l=4, model=dict(kind="gpt", n_layer=1, n_head=1, n_embd=16), precision="fp32")
     cfg["stages"][0].update(steps=6, eval_every=3)
     cfg["stages"][1].update(steps=4, batch=16)
     task, model, hist = pathstar_run(cfg, progress=False)
@@ -127,7 +127,7 @@ def test_geometric_interventions(tmp_path, monkeypatch):
     from geomlib.presets import derive, get_preset
     from geomlib.recipes import pathstar_run
     monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
-    base = derive(get_preset("interventions")["base"], d=6, l=4, bf16=False,
+    base = derive(get_preset("interventions")["base"], d=6, l=4, precision="fp32",
                   model=dict(kind="gpt", n_layer=1, n_head=1, n_embd=16, emb_init_std=None))
     base["stages"][0].update(steps=4, eval_every=4)
     base["stages"][1].update(steps=2, batch=16)
@@ -161,7 +161,7 @@ def test_a_recipe_resumed_from_its_checkpoint_ends_exactly_as_an_uninterrupted_r
         set_seed(0)
         model = models.build_model("gpt", vocab_size=task.vocab.size, block_size=task.train_paths.inputs.shape[1],
                                    n_layer=1, n_head=2, n_embd=16, dropout=0.1)
-        hist = run_recipe(model, task, stages, seed=0, bf16=False, eval_every=2, progress=False,
+        hist = run_recipe(model, task, stages, seed=0, precision="fp32", eval_every=2, progress=False,
                           evaluate=pathstar_metrics(task, probe=False), checkpoint=checkpoint,
                           on_checkpoint=on_checkpoint)
         return model, hist

@@ -84,7 +84,8 @@ def edge_recall(scores: torch.Tensor | np.ndarray, graph: Graph, k: int | str = 
     """Share of directed edges ``u -> v`` whose ``v`` is in the top-``k`` of row ``u`` of ``scores``.
 
     ``k="degree"`` uses ``k = deg(u)``: recall 1.0 then means every node ranks exactly its
-    neighbours first (top-1 has an ambiguity ceiling when a node has two neighbours)."""
+    neighbours first (top-1 has an ambiguity ceiling when a node has two neighbours). A tie with
+    a non-neighbour is a miss."""
     if isinstance(scores, torch.Tensor):
         s = scores.detach().to("cpu", torch.float64).clone()
     else:
@@ -95,8 +96,9 @@ def edge_recall(scores: torch.Tensor | np.ndarray, graph: Graph, k: int | str = 
         s.fill_diagonal_(-torch.inf)
     e = torch.as_tensor(graph.directed_edges if directed is None else directed)
     u, v = e[:, 0], e[:, 1]
-    # rank of v in row u = number of entries strictly larger (ties broken in v's favour)
-    rank = (s[u] > s[u, v][:, None]).sum(1)
+    # rank of v in row u = number of other entries at least as large: ties count against v, so a
+    # constant (or otherwise uninformative) score matrix recalls nothing
+    rank = (s[u] >= s[u, v][:, None]).sum(1) - 1
     kk = torch.as_tensor(graph.degree)[u] if k == "degree" else torch.full_like(rank, int(k))
     return (rank < kk).double().mean().item()
 

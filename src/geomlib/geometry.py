@@ -7,8 +7,13 @@ import torch
 
 from .graphs import Graph
 
-__all__ = ["cosine_matrix", "geometric_level", "nearest_child_probe", "ancestor_probe", "pca", "cosine_by_distance",
-           "two_hop_auc", "geometric_margin", "ring_order_fraction", "edge_contrast"]
+LOOKUP_BAND_Z = 2.0
+"""Edge of the lookup noise band in :func:`margin_z` units: a memory whose (mean) z-score is above
+it stores edges in its geometry; at or below it, it is indistinguishable from a lookup. The mean
+z of three lookups lands at 0 +- 0.6, so a lookup clears 2 about once in 2,000 tries."""
+
+__all__ = ["LOOKUP_BAND_Z", "cosine_matrix", "geometric_level", "nearest_child_probe", "ancestor_probe", "pca", "cosine_by_distance",
+           "two_hop_auc", "geometric_margin", "margin_z", "ring_order_fraction", "edge_contrast"]
 
 
 def _np(x) -> np.ndarray:
@@ -96,6 +101,16 @@ def two_hop_auc(S, graph: Graph) -> float:
     return wins / total
 
 
+def _margin_of(z: np.ndarray, adj: np.ndarray) -> np.ndarray:
+    """Mean over nodes of (best true-edge logit - best non-edge logit), self excluded, for one
+    logit matrix ``(N, N)`` or a stack ``(..., N, N)``."""
+    n = adj.shape[0]
+    eye = np.eye(n, dtype=bool)
+    true_best = np.where(adj & ~eye, z, -np.inf).max(-1)
+    false_best = np.where(~adj & ~eye, z, -np.inf).max(-1)
+    return (true_best - false_best).mean(-1)
+
+
 def geometric_margin(E, W, graph: Graph) -> dict:
     """Read a linear net's memory off its geometry alone.
 
@@ -110,14 +125,36 @@ def geometric_margin(E, W, graph: Graph) -> dict:
     lam = np.diag(v.T @ w @ v)
     z = e @ v @ np.diag(lam) @ v.T @ e.T
     adj = graph.adjacency.astype(bool)
-    np.fill_diagonal(z, np.nan)
-    true_best = np.where(adj, z, -np.inf).max(1)
-    off = ~adj
-    np.fill_diagonal(off, False)
-    false_best = np.where(off, z, -np.inf).max(1)
-    top1 = np.nanargmax(z, axis=1)
-    return {"margin": float(np.mean(true_best - false_best)), "skewed_top1": float(adj[np.arange(len(z)), top1].mean()),
+    zz = z.copy()
+    np.fill_diagonal(zz, np.nan)
+    top1 = np.nanargmax(zz, axis=1)
+    return {"margin": float(_margin_of(z, adj)), "skewed_top1": float(adj[np.arange(len(z)), top1].mean()),
             "lam": lam}
+
+
+def margin_z(E, W, graph: Graph, draws: int = 500, seed: int = 0) -> dict:
+    """The geometric margin against its noise band: how far it lies above the margins of *lookup
+    memories with the same answers*, i.e. random embeddings ``E'`` with ``W'`` chosen so that
+    ``E' W' E'^T`` equals this net's logits ``S = E W E^T`` exactly.
+
+    For such a lookup the skewed logits are ``U diag(diag(U^T S U)) U^T`` with ``U`` the left
+    singular vectors of ``E'``, a uniformly random orthogonal matrix, so the band is sampled over
+    ``draws`` random orthogonal ``U`` (no training, no width). Returns ``z`` (margin minus the
+    band's mean, in units of its standard deviation; a lookup lies within about +-2), the margin,
+    and the band's mean, standard deviation and 99th percentile."""
+    e, w = _np(E), _np(W)
+    S = e @ w @ e.T
+    n = S.shape[0]
+    adj = graph.adjacency.astype(bool)[:n, :n]
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.standard_normal((draws, n, n)))
+    U = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]  # Haar-distributed orthogonal matrices
+    d = np.einsum("bij,jk,bki->bi", U.transpose(0, 2, 1), S, U)  # diag(U^T S U) per draw
+    band = _margin_of(np.einsum("bij,bj,bkj->bik", U, d, U), adj)
+    margin = geometric_margin(e, w, graph)["margin"]
+    mean, sd = float(band.mean()), float(band.std())
+    return {"z": (margin - mean) / max(sd, 1e-12), "margin": margin, "band_mean": mean, "band_sd": sd,
+            "band_p99": float(np.percentile(band, 99))}
 
 
 def ring_order_fraction(E, graph: Graph) -> float:

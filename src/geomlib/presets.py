@@ -129,7 +129,9 @@ register(
 _UNIT = dict(kind="linear", width=512, init_std=1.0)
 register(
     "knobs",
-    cpu=dict(n=15, steps=2000, seeds=1, variants={
+    # 3 seeds: single-seed margins of weight decay and dropout fall inside the lookup noise band
+    # on some seeds (geometry.margin_z), so every knob is judged on its mean z-score over seeds
+    cpu=dict(n=15, steps=2000, seeds=3, variants={
         "default small init (std 0.02), lr 1e-2": (dict(_UNIT, init_std=0.02), dict(lr=1e-2)),
         "unit-normal init, small lr 1e-3": (_UNIT, dict(lr=1e-3)),
         "unit-normal init, large lr 3e-2": (_UNIT, dict(lr=3e-2)),
@@ -161,8 +163,8 @@ _GPT_CPU = dict(kind="gpt", n_layer=2, n_head=4, n_embd=128)
 _GPT_PAPER = dict(kind="gpt", n_layer=12, n_head=8, n_embd=384)
 register(
     "pathstar",
-    cpu=dict(d=500, l=5, task={}, model=_GPT_CPU, stages=_PATHSTAR_STAGES_CPU, bf16=True, eval_every=100),
-    paper=dict(d=10_000, l=6, task={}, model=_GPT_PAPER, stages=_PATHSTAR_STAGES_PAPER, bf16=True, eval_every=1000),
+    cpu=dict(d=500, l=5, task={}, model=_GPT_CPU, stages=_PATHSTAR_STAGES_CPU, precision="auto", eval_every=100),
+    paper=dict(d=10_000, l=6, task={}, model=_GPT_PAPER, stages=_PATHSTAR_STAGES_PAPER, precision="auto", eval_every=1000),
 )
 # Runs whose edge stage needs no fine timeline (only the cascade chapter reads it every 20 steps).
 _PATHSTAR_STAGES_CPU_COARSE = [dict(_PATHSTAR_STAGES_CPU[0], eval_every=100), _PATHSTAR_STAGES_CPU[1]]
@@ -171,17 +173,17 @@ _PATHSTAR_STAGES_CPU_COARSE = [dict(_PATHSTAR_STAGES_CPU[0], eval_every=100), _P
 _PATHSTAR_STAGES_CPU_HARDEST = [_PATHSTAR_STAGES_CPU_COARSE[0], dict(_PATHSTAR_STAGES_CPU[1], steps=600)]
 register(
     "pathstar_hardest",
-    cpu=dict(d=500, l=5, task=dict(hardest_token=True), model=_GPT_CPU, stages=_PATHSTAR_STAGES_CPU_HARDEST, bf16=True,
+    cpu=dict(d=500, l=5, task=dict(hardest_token=True), model=_GPT_CPU, stages=_PATHSTAR_STAGES_CPU_HARDEST, precision="auto",
              eval_every=100),
     paper=dict(d=10_000, l=6, task=dict(hardest_token=True), model=_GPT_PAPER, stages=_PATHSTAR_STAGES_PAPER,
-               bf16=True, eval_every=1000),
+               precision="auto", eval_every=1000),
 )
 register(
     "pathstar_frozen",
     cpu=dict(d=500, l=5, task={}, model=dict(_GPT_CPU, freeze_embeddings=True, emb_init_std=1.0),
-             stages=_PATHSTAR_STAGES_CPU_COARSE, bf16=True, eval_every=100),
+             stages=_PATHSTAR_STAGES_CPU_COARSE, precision="auto", eval_every=100),
     paper=dict(d=10_000, l=6, task={}, model=dict(_GPT_PAPER, freeze_embeddings=True, emb_init_std=1.0),
-               stages=_PATHSTAR_STAGES_PAPER, bf16=True, eval_every=1000),
+               stages=_PATHSTAR_STAGES_PAPER, precision="auto", eval_every=1000),
 )
 # Bachmann & Nagarajan's in-context setting (their d = 2..5): d = 2 arms, l = 5, 50 labels.
 # cpu: 600 steps; measured: the tokens after n1 are perfect by step 300 and n1 stays at chance
@@ -189,9 +191,9 @@ register(
 register(
     "incontext",
     cpu=dict(d=2, l=5, num_labels=50, num_train=50_000, num_test=2000, model=_GPT_CPU,
-             train=dict(steps=600, lr=1e-3, warmup=100, weight_decay=0.01, batch_size=256, bf16=True), eval_every=100),
+             train=dict(steps=600, lr=1e-3, warmup=100, weight_decay=0.01, batch_size=256, precision="auto"), eval_every=100),
     paper=dict(d=5, l=5, num_labels=50, num_train=200_000, num_test=5000, model=dict(kind="gpt", n_layer=6, n_head=6, n_embd=384),
-               train=dict(steps=20000, lr=5e-4, warmup=500, weight_decay=0.01, batch_size=256, bf16=True), eval_every=1000),
+               train=dict(steps=20000, lr=5e-4, warmup=500, weight_decay=0.01, batch_size=256, precision="auto"), eval_every=1000),
 )
 
 # ----------------------------------------------------------------------------- beyond the paper
@@ -200,17 +202,20 @@ register(
 # steps so that the moment the geometry probe switches on is visible.
 _SCALING_STAGES_CPU = [dict(_PATHSTAR_STAGES_CPU[0]), dict(_PATHSTAR_STAGES_CPU[1], steps=400, batch=512)]
 _SCALING_STAGES_CPU_COARSE = [_PATHSTAR_STAGES_CPU_COARSE[0], _SCALING_STAGES_CPU[1]]  # no probe timeline needed
-_SCALING_BASE_CPU = dict(d=100, l=5, task={}, model=dict(_GPT_CPU, emb_init_std=None), stages=_SCALING_STAGES_CPU, bf16=True, eval_every=100,
+_SCALING_BASE_CPU = dict(d=100, l=5, task={}, model=dict(_GPT_CPU, emb_init_std=None), stages=_SCALING_STAGES_CPU, precision="auto", eval_every=100,
                          emb_init=None, aux_node2vec=0.0)
 register(
     "scaling",
     cpu=dict(base=_SCALING_BASE_CPU, arms=[25, 50, 100, 200], lengths=[4, 5, 6, 7],
-             sizes=[(1, 128), (2, 64), (2, 128), (2, 256)], seeds=1),
+             sizes=[(1, 128), (2, 64), (2, 128), (2, 256)], seeds=1,
+             # the model-size claim compares two cells of 25 held-out leaves each: one seed moved it by
+             # 0.16 between two CPUs, so those two cells run 3 seeds and the claim is their mean gain
+             size_seeds=3),
     # For a GPU, around the paper's d = 10^4, l = 6, 12 x 384 (not run on the CPU machine).
     paper=dict(base=dict(_SCALING_BASE_CPU, d=10_000, l=6, model=dict(_GPT_PAPER, emb_init_std=None), stages=_PATHSTAR_STAGES_PAPER,
                          eval_every=1000),
                arms=[500, 2000, 5000, 10_000], lengths=[4, 6, 8, 10], sizes=[(4, 256), (8, 384), (12, 384), (12, 768)],
-               seeds=3),
+               seeds=3, size_seeds=3),
 )
 
 # Headroom as an intervention: where the plain Transformer's generalisation is fragile (d = 50

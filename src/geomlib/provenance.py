@@ -2,11 +2,25 @@
 ``data/`` (the sweep runner, the CPU headline run, the Mamba hypotheses)."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import platform
 import subprocess
 from pathlib import Path
 
-__all__ = ["git_commit", "hardware"]
+__all__ = ["git_commit", "hardware", "library_fingerprint"]
+
+
+@functools.lru_cache(maxsize=1)
+def library_fingerprint() -> str:
+    """A hash of geomlib's source (every ``.py`` file of the package, names and contents): part of
+    every cache key, so that a change to the trainer, a model, a metric or a preset recomputes
+    the results that depend on it instead of reusing models trained by other code."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def git_commit() -> str:

@@ -19,9 +19,19 @@ from .fileio import write_torch_atomic
 from .graphs import Graph
 from .models import build_model
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
-from .train import History, TrainConfig, default_device, set_seed, train
+from .train import History, TrainConfig, default_device, resolve_precision, set_seed, train
 
 __all__ = ["stage_batches", "run_recipe", "pathstar_run", "edge_run", "incontext_run"]
+
+
+def run_key(name: str, cfg: dict, seed: int, precision: str) -> dict:
+    """What a cached run depends on: the experiment, its full config, the seed, the thread count,
+    the precision it actually ran in ("auto" resolved on this machine), the torch version and a
+    fingerprint of geomlib's source (a change to the trainer or a metric recomputes)."""
+    from .provenance import library_fingerprint
+
+    return {"experiment": name, "config": cfg, "seed": seed, "threads": torch.get_num_threads(),
+            "precision": resolve_precision(precision), "torch": torch.__version__, "geomlib": library_fingerprint()}
 
 
 def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fraction: float | None):
@@ -42,7 +52,7 @@ def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fractio
     return {"edges": task.edges, "paths": task.train_paths}, {"edges": batch - b_p, "paths": b_p}
 
 
-def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: list[dict], *, seed: int, bf16: bool,
+def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: list[dict], *, seed: int, precision: str,
                eval_every: int, evaluate=None, stop=None, progress=None, aux_loss=None,
                checkpoint: Path | None = None, on_checkpoint=None) -> History:
     """Run the stages in order on one model; one :class:`~geomlib.train.History` across all of them.
@@ -71,7 +81,7 @@ def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: list[dict], *
         data, batch, frac = st.pop("data"), st.pop("batch", None), st.pop("path_fraction", None)
         streams, sizes = stage_batches(task, data, batch, frac)
         st.setdefault("eval_every", eval_every)  # a stage may evaluate more often (e.g. while geometry forms)
-        cfg = TrainConfig(**st, batch_size=sizes, bf16=bf16, seed=seed + i)
+        cfg = TrainConfig(**st, batch_size=sizes, precision=precision, seed=seed + i)
         resuming = resume is not None and i == start_stage
         if not resuming:
             history.meta.setdefault("stage_starts", []).append(int(history.rows[-1]["step"]) if history.rows else 0)
@@ -92,7 +102,7 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
     cached result), and return ``(task, model, history)``.
 
     ``cfg`` keys: ``d``, ``l``, ``task`` (extra :func:`~geomlib.tasks.pathstar_task` options), ``model`` (kind
-    and config), ``stages``, ``bf16``, ``eval_every``, ``stop_at`` (stop once held-out full-path
+    and config), ``stages``, ``precision``, ``eval_every``, ``stop_at`` (stop once held-out full-path
     accuracy has been >= this for ``stop_patience`` consecutive evaluations; None: never).
     Optional geometric interventions (the "headroom" experiments): ``emb_init="node2vec"`` starts
     the node-token embeddings from a 1-hop Node2Vec embedding of the graph (rescaled to the
@@ -131,13 +141,13 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
         streak["n"] = streak["n"] + 1 if row.get("test_full", 0.0) >= target else 0
         return streak["n"] >= patience
 
-    key = {"experiment": name, "config": cfg, "seed": seed, "threads": torch.get_num_threads()}
+    key = run_key(name, cfg, seed, cfg.get("precision", "fp32"))
     ckpt = cache_root() / f"{name}-{config_hash(key)}.ckpt" if resumable else None
 
     def fit(m):
         if init == "node2vec" and not (ckpt and ckpt.exists()):  # a cached or resumed run has its weights
             _init_from_node2vec(m, task.graph, seed)
-        h = run_recipe(m, task, cfg["stages"], seed=seed, bf16=cfg.get("bf16", False), eval_every=cfg["eval_every"],
+        h = run_recipe(m, task, cfg["stages"], seed=seed, precision=cfg.get("precision", "fp32"), eval_every=cfg["eval_every"],
                        evaluate=evaluate, stop=stop, progress=progress, aux_loss=aux_loss, checkpoint=ckpt,
                        on_checkpoint=on_checkpoint)
         return h.to_dict()
@@ -235,6 +245,6 @@ def incontext_run(cfg: dict, seed: int = 0, progress=None, retrain: bool = False
         tc = TrainConfig(**cfg["train"], eval_every=cfg["eval_every"], seed=seed)
         return train(m, data, tc, evaluate=evaluate, progress=progress, desc="in-context path-star").to_dict()
 
-    key = {"experiment": "incontext", "config": cfg, "seed": seed, "threads": torch.get_num_threads()}
+    key = run_key("incontext", cfg, seed, cfg["train"].get("precision", "fp32"))
     model, record = cached_run("incontext", key, model, fit, retrain=retrain)
     return task, model.eval(), History.from_dict(record)
