@@ -108,10 +108,7 @@ def test_bottom_energy_share_and_linearisation():
     assert spectral.energy_share(vecs[:, -2:], vecs, 2, which="top")["share"] == pytest.approx(0.0, abs=1e-12)
     K = spectral.node2vec_linearisation(g)
     assert np.allclose(K, K.T) and np.allclose(K.sum(1), 0.0, atol=1e-12)  # the constant vector does not grow
-    torch.manual_seed(0)
-    m = Node2Vec(g.num_nodes, 16, init_std=1e-5)
-    e0 = m.E.detach().double().numpy().copy()
-    train(m, edge_examples(g, Vocab(g.num_nodes)), TrainConfig(steps=5, lr=1.0, optimizer="sgd", schedule="constant",
-                                                               grad_clip=None), progress=False)
-    pred = np.linalg.matrix_power(np.eye(g.num_nodes) + K, 5) @ e0
-    assert np.allclose(m.E.detach().double().numpy(), pred, rtol=1e-3, atol=1e-9)
+    # the chapter's check, in the linear regime: small init follows (I + lr K)^t E0 ...
+    assert spectral.linearisation_check(g, 16, init_std=1e-5, lr=1.0, steps=5)["rel_err"] < 1e-3
+    # ... and a large init does not (the check can fail)
+    assert spectral.linearisation_check(g, 16, init_std=1.0, lr=1.0, steps=5)["rel_err"] > 0.1

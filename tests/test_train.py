@@ -188,3 +188,67 @@ def test_a_recipe_resumed_from_its_checkpoint_ends_exactly_as_an_uninterrupted_r
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(h1.rows) == strip(h0.rows)
     assert h1.meta["stage_starts"] == h0.meta["stage_starts"] and h1.meta["steps_run"] == h0.meta["steps_run"]
+
+
+def _tiny_pathstar():
+    from geomlib.presets import get_preset
+    cfg = get_preset("pathstar", d=8, l=4, model=dict(kind="gpt", n_layer=1, n_head=1, n_embd=16))
+    cfg["stages"][0].update(steps=4, eval_every=2)
+    cfg["stages"][1].update(steps=2, batch=16)
+    return cfg
+
+
+def test_cache_key_follows_library_torch_and_precision(tmp_path, monkeypatch):
+    """A change to geomlib's source, the torch version or the precision "auto" resolves to
+    retrains instead of reusing the cached model."""
+    from geomlib import provenance, recipes
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    monkeypatch.setenv("GEOMLIB_PRECISION", "fp32")
+    cfg = _tiny_pathstar()
+    entries = lambda: sorted(p.name for p in tmp_path.iterdir() if p.is_dir())  # noqa: E731
+    recipes.pathstar_run(cfg, progress=False)
+    recipes.pathstar_run(cfg, progress=False)
+    assert len(entries()) == 1  # the same code and settings: reused
+    monkeypatch.setattr(provenance, "library_fingerprint", lambda: "edited-source")
+    recipes.pathstar_run(cfg, progress=False)
+    assert len(entries()) == 2  # a library change: recomputed
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    recipes.pathstar_run(cfg, progress=False)
+    assert len(entries()) == 3
+    monkeypatch.setenv("GEOMLIB_PRECISION", "bf16")
+    recipes.pathstar_run(cfg, progress=False)
+    assert len(entries()) == 4
+
+
+def test_library_fingerprint_changes_with_a_source_file(tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    from geomlib import provenance
+    pkg = tmp_path / "geomlib"
+    shutil.copytree(Path(provenance.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    fake = pkg / "provenance.py"
+    monkeypatch.setattr(provenance, "__file__", str(fake))
+    provenance.library_fingerprint.cache_clear()
+    try:
+        before = provenance.library_fingerprint()
+        provenance.library_fingerprint.cache_clear()
+        (pkg / "train.py").write_text((pkg / "train.py").read_text() + "\n# an edit\n")
+        assert provenance.library_fingerprint() != before
+    finally:
+        monkeypatch.undo()
+        provenance.library_fingerprint.cache_clear()
+
+
+def test_precision_auto_resolves_to_the_hardware_or_the_environment(monkeypatch):
+    from geomlib.train import native_bf16, resolve_precision
+    monkeypatch.delenv("GEOMLIB_PRECISION", raising=False)
+    assert resolve_precision("auto") == ("bf16" if native_bf16() else "fp32")
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    monkeypatch.setenv("GEOMLIB_PRECISION", "fp32")
+    assert resolve_precision("auto") == "fp32"
+    monkeypatch.setenv("GEOMLIB_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="GEOMLIB_PRECISION"):
+        resolve_precision("auto")
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(steps=1, precision="half")

@@ -21,11 +21,86 @@ import torch
 from .fileio import locked, write_json_atomic
 from .train import resolve_precision
 
-__all__ = ["ClaimFailed", "ClaimResult", "Report", "Verdict", "check_claim", "chapter_status", "drop_chapter_rows",
+__all__ = ["CHECKS", "passes", "robustness", "seeds_text", "ClaimFailed", "ClaimResult", "Report", "Verdict", "check_claim", "chapter_status", "drop_chapter_rows",
            "ledger_path", "read_ledger", "report_markdown", "verdict"]
 
 _T0 = time.perf_counter()  # the kernel starts with the chapter: wall time since import ~ chapter time
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+
+
+# Every claim the book checks: its comparison and threshold, in one place. A number is fixed; a
+# string is the rule by which the chapter computes the threshold from its run. ``check_claim``
+# refuses a call whose comparison or fixed threshold differs from this table, and
+# ``tests/test_claims_can_fail.py`` feeds every claim a broken-phenomenon input and requires the
+# check to fail, so a new claim must be entered here and given such a case.
+CHECKS: dict[str, tuple[str, float | str]] = {
+    "assoc_vs_geo.recall_associative": (">=", 1.0),
+    "assoc_vs_geo.recall_geometric": (">=", 1.0),
+    "assoc_vs_geo.two_hop_geometric": (">=", 0.9),
+    "assoc_vs_geo.two_hop_associative": ("<=", 0.75),
+    "assoc_vs_geo.pca_ring": (">=", 1.0),
+    "pathstar.heldout_full_path": (">=", 0.9),
+    "pathstar.heldout_n1_over_chance": (">=", 100.0),
+    "incontext.later_tokens_learned": (">=", 0.9),
+    "incontext.n1_at_chance": ("<=", "chance 1/d + 0.1"),
+    "hardest.heldout_n1": (">=", 0.9),
+    "geometry.probe": (">=", 0.9),
+    "geometry.control_memorises": (">=", 0.9),
+    "geometry.control_fits": (">=", 0.9),
+    "geometry.control_chance": ("<=", "10 x chance (10/d)"),
+    "cascade.before_any_path": ("<=", "the last step of the edge-only stage"),
+    "cascade.n1_no_lag": ("<=", "one evaluation interval of the mixed stage"),
+    "local.recall": (">=", 1.0),
+    "local.peak_level": (">=", 0.5),
+    "local.settles": (">=", 0.1),
+    "local.two_hop": (">=", 0.9),
+    "local.forward_only": (">=", 0.1),
+    "pressures.geometry_without_pressure": (">=", 0.9),
+    "pressures.control_recall": (">=", 1.0),
+    "pressures.geometry_over_control": (">=", 0.2),
+    "spectral.recall": (">=", 1.0),
+    "spectral.top_share": (">=", 0.9),
+    "spectral.cycle_circle": (">=", 0.99),
+    "spectral.level": (">=", 0.85),
+    "spectral.eigenmap_angle": ("<=", 10.0),
+    "spectral.large_graph": (">=", 10.0),
+    "spectral.linearisation": ("<=", 0.01),
+    "linear.recall": (">=", 1.0),
+    "linear.few_directions": ("<=", "half the associative control's participation ratio"),
+    "linear.exactly_two": (">=", 0.5),
+    "linear.margin_positive": (">", 2.0),
+    "linear.control_margin": ("<=", 2.0),
+    "headroom.zigzag": (">=", 0.05),
+    "headroom.level_gap": (">=", 0.3),
+    "headroom.self_edges_zigzag": (">=", 0.05),
+    "headroom.self_edges_level": (">=", 0.1),
+    "knobs.recall": (">=", 1.0),
+    "knobs.associative": ("<=", 2.0),
+    "knobs.large_lr": (">", 2.0),
+    "knobs.weight_decay": (">", 2.0),
+    "knobs.dropout": (">", 2.0),
+    "knobs.small_init": (">", 2.0),
+    "mamba.heldout_n1_above_chance": (">=", 10.0),
+    "mamba.geometry_probe": (">=", 0.9),
+    "mamba.heldout_full_path": (">=", 0.9),
+    "scaling.probe_first": (">=", 0.8),
+    "scaling.more_arms": (">=", 0.5),
+    "scaling.longer_paths": (">=", 0.5),
+    "scaling.bigger_models": (">=", 0.2),
+    "interventions.best_mean_gain": (">=", 0.3),
+    "interventions.best_never_worse": (">=", 0.0),
+    "interventions.self_edges_do_not_help": ("<=", 0.0),
+}
+
+
+def passes(claim: str, measured: float, threshold: float | None = None) -> bool:
+    """Whether ``measured`` passes ``claim``'s check in :data:`CHECKS` (``threshold`` for a
+    claim whose threshold is computed by its chapter)."""
+    op, fixed = CHECKS[claim]
+    thr = fixed if not isinstance(fixed, str) else threshold
+    if thr is None:
+        raise ValueError(f"claim {claim!r} computes its threshold ({fixed}); pass threshold=")
+    return bool(_OPS[op](float(measured), float(thr)))
 
 
 class ClaimFailed(AssertionError):
@@ -114,6 +189,11 @@ def check_claim(claim: str, measured: float, op: str, threshold: float, *, paper
     """
     if op not in _OPS:
         raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
+    if claim in CHECKS:
+        want_op, want = CHECKS[claim]
+        if op != want_op or (not isinstance(want, str) and float(threshold) != float(want)):
+            raise ValueError(f"claim {claim!r}: the check {op} {threshold} differs from geomlib.claims.CHECKS "
+                             f"({want_op} {want}); change it there, where its negative case is tested")
     measured = float(measured)
     if not math.isfinite(measured):
         raise ClaimFailed(f"claim {claim!r}: the measured value is {measured}, not a number")
@@ -136,20 +216,65 @@ def check_claim(claim: str, measured: float, op: str, threshold: float, *, paper
     return result
 
 
+def robustness(path: Path | str | None = None) -> dict[str, dict]:
+    """Each claim's spread over seeds and precisions from ``data/robustness.json`` (written by
+    ``make robustness``; shipped with geomlib), as ``{claim id: summary}``; empty when none is
+    shipped or it cannot be read."""
+    if path is None:
+        from .cache import shipped_data
+
+        path = shipped_data("robustness.json")
+        if path is None:
+            return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    claims = data.get("claims", {}) if isinstance(data, dict) else {}
+    precision = data.get("precision") if isinstance(data, dict) else None
+    for cid, entry in claims.items():  # judged by today's check, not the one recorded with the run
+        if cid not in CHECKS:
+            continue
+        for run in entry.get("runs", []):
+            run["status"] = "pass" if passes(cid, run["measured"], run.get("threshold")) else (
+                run["status"] if run["status"] != "pass" else "fail")
+        main = [r for r in entry.get("runs", []) if r["precision"] == precision]
+        entry["passed"] = sum(r["status"] == "pass" for r in main)
+        entry["other_precision"] = {f"{r['precision']} seed {r['seed']}": r["status"]
+                                    for r in entry.get("runs", []) if r["precision"] != precision}
+    return claims
+
+
+def seeds_text(summary: dict | None) -> str:
+    """``"5/5 seeds (0.98 to 1); fp32 ✓"`` for a claim's robustness summary; ``"not run"`` without one."""
+    if not summary or not summary.get("seeds"):
+        return "not run"
+    n = len(summary["seeds"])
+    spread = f"{summary['min']:.3g}" if summary["min"] == summary["max"] else f"{summary['min']:.3g} to {summary['max']:.3g}"
+    text = f"{summary['passed']}/{n} seeds ({spread})"
+    other = summary.get("other_precision") or {}
+    if other:
+        text += "; " + ", ".join(f"{k.split(' seed')[0]} {'✓' if v == 'pass' else '✗'}" for k, v in sorted(other.items()))
+    return text
+
+
 _BADGE = {"pass": "✓ pass", "fail": "✗ FAIL", "not reproduced": "⚠ not reproduced"}  # plain glyphs: no emoji font needed
 
 
-def report_markdown(ledger: dict[str, dict]) -> str:
-    """The reproducibility report: one row per claim, status, measured vs threshold vs paper."""
+def report_markdown(ledger: dict[str, dict], spread: dict[str, dict] | None = None) -> str:
+    """The reproducibility report: one row per claim, status, measured vs threshold, the claim's
+    pass rate over seeds (``spread``: :func:`robustness`, read from the shipped file by default)
+    and the paper's statement."""
     if not ledger:
         return "*The ledger is empty: no chapter has recorded a claim in this build.*"
-    lines = ["| claim | chapter | status | measured | check | paper | preset / seed | wall (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    spread = robustness() if spread is None else spread
+    lines = ["| claim | chapter | status | measured | check | over seeds | paper | preset / seed | wall (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for cid, r in sorted(ledger.items(), key=lambda kv: (kv[1].get("chapter", ""), kv[0])):
         lines.append(
             f"| `{cid}`<br><small>{r['description']}</small> | [{r['chapter']}]({r['chapter']}.ipynb) "
             f"| {_BADGE.get(r['status'], r['status'])} | {r['measured']:.4g} | {r['op']} {r['threshold']:.4g} "
-            f"| {r['paper']} | {r['preset']} / {r['seed']} | {r['wall_seconds']:.0f} |")
+            f"| {seeds_text(spread.get(cid))} | {r['paper']} | {r['preset']} / {r['seed']} | {r['wall_seconds']:.0f} |")
     n = len(ledger)
     ok = sum(r["status"] == "pass" for r in ledger.values())
     lines.append(f"\n**{ok} of {n} claims pass.**")
@@ -164,18 +289,19 @@ class Report:
     """The reproducibility report: one row per claim of the ledger, as an HTML table in the book
     (status coloured) and as Markdown text elsewhere."""
 
-    def __init__(self, ledger: dict[str, dict]):
+    def __init__(self, ledger: dict[str, dict], spread: dict[str, dict] | None = None):
         self.ledger = ledger
+        self.spread = robustness() if spread is None else spread
 
     def __repr__(self) -> str:
-        return report_markdown(self.ledger)
+        return report_markdown(self.ledger, self.spread)
 
     def _repr_html_(self) -> str:
         e = html.escape
         if not self.ledger:
             return "<p><em>The ledger is empty: no chapter has recorded a claim in this build.</em></p>"
-        head = "".join(f"<th>{h}</th>" for h in ("claim", "chapter", "status", "measured", "check", "paper",
-                                                    "preset / seed", "wall (s)"))
+        head = "".join(f"<th>{h}</th>" for h in ("claim", "chapter", "status", "measured", "check", "over seeds",
+                                                    "paper", "preset / seed", "wall (s)"))
         body = []
         for cid, r in sorted(self.ledger.items(), key=lambda kv: (kv[1].get("chapter", ""), kv[0])):
             style = _STATUS_STYLE.get(r["status"], "")
@@ -185,6 +311,7 @@ class Report:
                 f'<td><a href="{e(r["chapter"])}.html">{e(r["chapter"])}</a></td>'
                 f'<td style="{style};white-space:nowrap;font-weight:600">{e(_BADGE.get(r["status"], r["status"]))}</td>'
                 f"<td>{r['measured']:.4g}</td><td style=\"white-space:nowrap\">{e(r['op'])} {r['threshold']:.4g}</td>"
+                f"<td>{e(seeds_text(self.spread.get(cid)))}</td>"
                 f"<td>{e(r['paper'])}</td><td>{e(str(r['preset']))} / {r['seed']}</td>"
                 f"<td>{r['wall_seconds']:.0f}</td></tr>")
         ok = sum(r["status"] == "pass" for r in self.ledger.values())
@@ -208,8 +335,9 @@ class Verdict:
     """A chapter's verdict box: every claim the chapter recorded in the ledger, measured value
     against the check and the paper's statement. Rendered as an admonition in the book."""
 
-    def __init__(self, chapter: str, rows: list[dict]):
+    def __init__(self, chapter: str, rows: list[dict], spread: dict[str, dict] | None = None):
         self.chapter, self.rows = chapter, rows
+        self.spread = robustness() if spread is None else spread
 
     @property
     def status(self) -> str:
@@ -218,7 +346,8 @@ class Verdict:
     def __repr__(self) -> str:
         lines = [f"Verdict for {self.chapter}: {self.status}"]
         lines += [f"  {_BADGE.get(r['status'], r['status'])}  {r['claim']}: measured {r['measured']:.4g} "
-                  f"{r['op']} {r['threshold']:.4g}  (paper: {r['paper']})" for r in self.rows]
+                  f"{r['op']} {r['threshold']:.4g}  over seeds: {seeds_text(self.spread.get(r['claim']))}  "
+                  f"(paper: {r['paper']})" for r in self.rows]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -227,7 +356,8 @@ class Verdict:
         body = "".join(
             f"<tr><td>{e(_BADGE.get(r['status'], r['status']))}</td><td><code>{e(r['claim'])}</code><br>"
             f"<small>{e(r['description'])}</small></td><td>{r['measured']:.4g}</td>"
-            f"<td>{e(r['op'])} {r['threshold']:.4g}</td><td>{e(r['paper'])}"
+            f"<td>{e(r['op'])} {r['threshold']:.4g}</td><td>{e(seeds_text(self.spread.get(r['claim'])))}</td>"
+            f"<td>{e(r['paper'])}"
             + (f"<br><small>why not: {e(str(r['details']['known_failure']))}</small>"
                if r["status"] != "pass" and r.get("details", {}).get("known_failure") else "")
             + "</td></tr>" for r in self.rows)
@@ -235,8 +365,10 @@ class Verdict:
         run = ", ".join(f"preset {p}, seed {s}" for p, s in seeds)
         return (f'<div class="admonition {kind} geomlib-verdict"><p class="admonition-title">Verdict: {e(self.status)}'
                 f"</p><p>Measured on this build ({e(run)}), checked against thresholds a failure of the "
-                f"phenomenon would violate; all rows are in the reproducibility report.</p>"
-                f"<table><thead><tr><th>status</th><th>claim</th><th>measured</th><th>check</th><th>paper</th>"
+                f"phenomenon would violate; <em>over seeds</em> is the same check on seeds 0-4 (and in fp32) from "
+                f"<code>make robustness</code> (data/robustness.json); all rows are in the reproducibility report.</p>"
+                f"<table><thead><tr><th>status</th><th>claim</th><th>measured</th><th>check</th><th>over seeds</th>"
+                f"<th>paper</th>"
                 f"</tr></thead><tbody>{body}</tbody></table></div>")
 
 

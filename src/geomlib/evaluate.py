@@ -8,7 +8,7 @@ import torch
 from .graphs import Graph
 from .tasks import IGNORE, Examples, PathStarTask, Vocab
 
-__all__ = ["greedy_decode", "path_accuracy", "teacher_forced_predictions", "teacher_forced_accuracy", "edge_scores", "edge_recall",
+__all__ = ["first_or_never", "readable_by", "lag_steps", "greedy_decode", "path_accuracy", "teacher_forced_predictions", "teacher_forced_accuracy", "edge_scores", "edge_recall",
            "pathstar_metrics", "edge_metrics"]
 
 
@@ -160,3 +160,24 @@ def edge_metrics(graph: Graph, vocab: Vocab, k: int | str = "degree", level: boo
         return out
 
     return evaluate
+
+
+def first_or_never(history, key: str, threshold: float = 0.9) -> int:
+    """First evaluated step at which ``key >= threshold``; one past the last evaluated step when
+    it never does (so "never" compares as later than any step the run reached)."""
+    step = history.first_step(key, threshold)
+    return int(max(history["step"])) + 1 if step is None else step
+
+
+def readable_by(history, keys: list[str], threshold: float = 0.9) -> int:
+    """The step by which every probe in ``keys`` has reached ``threshold`` (the latest of their
+    first steps; "never" counts as one past the last step)."""
+    return max(first_or_never(history, k, threshold) for k in keys)
+
+
+def lag_steps(history, lead: str, follow: str, threshold: float = 0.9) -> int:
+    """Steps between ``lead`` and ``follow`` first reaching ``threshold``. When ``lead`` never
+    does, there is nothing to keep pace with and the lag is "never" (one past the last step)."""
+    never = int(max(history["step"])) + 1
+    first = history.first_step(lead, threshold)
+    return never if first is None else first_or_never(history, follow, threshold) - first

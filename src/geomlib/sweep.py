@@ -30,7 +30,7 @@ from .presets import derive, get_preset
 from .provenance import git_commit, hardware
 from .validate import check_seed
 
-__all__ = ["phase_diagram_cells", "cell_row", "run_cell", "run_sweep", "collect"]
+__all__ = ["phase_diagram_cells", "cell_row", "probe_first_share", "run_cell", "run_sweep", "collect"]
 
 
 def phase_diagram_cells(cfg: dict) -> dict[tuple[str, object], dict]:
@@ -56,6 +56,17 @@ def cell_row(axis: str, value, cfg: dict, hist) -> dict:
                 peak=max(hist["test_full"]), n1=hist.last["test_n1"], probe_edges=hist.at(edge_end)["probe"],
                 probe_first=hist.first_step("probe", 0.9), n1_first=hist.first_step("test_n1", 0.5),
                 seconds=hist.last["seconds"])
+
+
+def probe_first_share(rows: list[dict]) -> tuple[float, int]:
+    """Among the cells whose held-out ``n1`` switched on (reached 0.5), the share whose geometry
+    probe had reached 0.9 at an *earlier* evaluation; and how many cells switched on (0.0, 0 when
+    none did: nothing switched, nothing to credit)."""
+    switched = [r for r in rows if r["n1_first"] is not None]
+    if not switched:
+        return 0.0, 0
+    return sum(r["probe_first"] is not None and r["probe_first"] < r["n1_first"] for r in switched) / len(switched), \
+        len(switched)
 
 
 def _cell_file(out: Path, name: str, axis: str, value, cfg: dict, seed: int) -> Path:

@@ -1,0 +1,241 @@
+"""Every claim the book checks can fail.
+
+For each claim id recorded by a chapter, a *broken-phenomenon input* (an untrained model, random
+embeddings, an explicit lookup memory, a history in which nothing is learned, two arms of a
+comparison that are the same) goes through that claim's metric from geomlib and its check from
+``geomlib.claims.CHECKS``, and the check must fail. The test fails when a chapter records a claim
+that has no entry in ``CHECKS`` or no negative case here, so a new claim cannot skip this.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from geomlib.claims import CHECKS, passes
+from geomlib.evaluate import edge_recall, lag_steps, pathstar_metrics, readable_by
+from geomlib.geometry import (
+    cosine_matrix,
+    edge_contrast,
+    geometric_level,
+    margin_z,
+    nearest_child_probe,
+    ring_order_fraction,
+    two_hop_auc,
+)
+from geomlib.graphs import cycle, grid, tiny_graphs
+from geomlib.models import build_model
+from geomlib.spectral import (
+    eigenpairs,
+    energy_share,
+    laplacian_eigenmap,
+    linearisation_check,
+    participation_ratio,
+    principal_angles,
+    projection_profile,
+)
+from geomlib.sweep import probe_first_share
+from geomlib.tasks import pathstar_task
+from geomlib.train import History
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+RNG = np.random.default_rng(0)
+
+
+def book_claim_ids() -> set[str]:
+    """Every claim id a chapter records: the string literals of the cells that call check_claim."""
+    ids = set()
+    for nb in BOOK.glob("*.ipynb"):
+        for cell in json.loads(nb.read_text())["cells"]:
+            src = "".join(cell["source"])
+            if cell["cell_type"] == "code" and "check_claim(" in src:
+                ids |= set(re.findall(r"[\"']([a-z_0-9]+\.[a-z_0-9]+)[\"']", src))
+    return ids
+
+
+def random_embeddings(n: int, width: int = 64) -> np.ndarray:
+    return RNG.standard_normal((n, width))
+
+
+def lookup(graph, width: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """An explicit lookup memory: random embeddings, W chosen so that E W E^T scores every edge."""
+    E = RNG.standard_normal((graph.num_nodes, width)) / np.sqrt(width)
+    P = np.linalg.pinv(E)
+    return E, P @ (5.0 * graph.adjacency) @ P.T
+
+
+def geometric(graph) -> tuple[np.ndarray, np.ndarray]:
+    """A geometric memory: the Laplacian eigenmap as embeddings, W = identity."""
+    E = laplacian_eigenmap(graph, 2) * graph.num_nodes
+    return E, np.eye(E.shape[1])
+
+
+def flat_history(**final) -> History:
+    """A run in which nothing is learned: every metric stays at its starting value."""
+    return History(rows=[dict(step=s, **final) for s in (0, 100, 200)])
+
+
+@pytest.fixture(scope="module")
+def untrained_pathstar():
+    """Metrics of untrained models on a small path-star task (what chance looks like)."""
+    task = pathstar_task(20, 5, seed=0)
+    out = {}
+    for kind, cfg in {"gpt": dict(n_layer=1, n_head=1, n_embd=16, block_size=task.train_paths.inputs.shape[1]),
+                      "mamba": dict(n_layer=1, d_model=16, compile_scan=False)}.items():
+        torch.manual_seed(0)
+        model = build_model(kind, vocab_size=task.vocab.size, **cfg).eval()
+        with torch.no_grad():
+            out[kind] = pathstar_metrics(task, train=True, edges=True)(model)
+    return task, out
+
+
+def cycle_margin_z(memory) -> float:
+    g = cycle(15, 0)
+    E, W = memory(g)
+    return float(np.mean([margin_z(E, W, g, seed=s)["z"] for s in range(3)]))
+
+
+def constant_recall() -> float:
+    """Recall of a memory whose answers are all the same (an untrained W = 0 net)."""
+    return min(edge_recall(np.zeros((g.num_nodes, g.num_nodes)), g, "degree") for g in tiny_graphs(0).values())
+
+
+def random_two_hop() -> float:
+    return min(two_hop_auc(cosine_matrix(random_embeddings(g.num_nodes)), g) for g in tiny_graphs(0).values())
+
+
+def random_spectral(what: str) -> float:
+    graphs = tiny_graphs(0)
+    if what == "top_share":
+        return float(np.mean([energy_share(random_embeddings(g.num_nodes), eigenpairs(g)[1], 4)["share"]
+                              for g in graphs.values()]))
+    if what == "level":
+        return float(np.mean([geometric_level(random_embeddings(g.num_nodes), g) for g in graphs.values()]))
+    g = cycle(15, 0)
+    return energy_share(random_embeddings(15), eigenpairs(g)[1], 2)["share"]
+
+
+def negative_cases(untrained) -> dict:
+    """claim id -> a function returning (measured on a broken input, threshold for a computed rule)."""
+    task, metrics = untrained
+    gpt, mamba, d = metrics["gpt"], metrics["mamba"], task.d
+    same = 0.7  # both sides of a comparison equal: a difference of 0
+    return {
+        # recall: an untrained memory whose answers are all equal recalls nothing (ties count as misses)
+        **{cid: lambda: (constant_recall(), None) for cid in (
+            "assoc_vs_geo.recall_associative", "assoc_vs_geo.recall_geometric", "local.recall", "pressures.control_recall",
+            "spectral.recall", "linear.recall", "knobs.recall")},
+        # unseen 2-hop structure: random embeddings have none
+        **{cid: lambda: (random_two_hop(), None) for cid in (
+            "assoc_vs_geo.two_hop_geometric", "local.two_hop", "pressures.geometry_without_pressure")},
+        # an associative memory whose answers do rank 2-hop nodes first (a geometric memory's cosines)
+        "assoc_vs_geo.two_hop_associative": lambda: (np.mean([two_hop_auc(cosine_matrix(geometric(g)[0]), g)
+                                                              for g in (cycle(15, 0), grid(4, 4, 0))]), None),
+        "assoc_vs_geo.pca_ring": lambda: (ring_order_fraction(random_embeddings(15), cycle(15, 0)), None),
+        # path-star: an untrained model
+        "pathstar.heldout_full_path": lambda: (gpt["test_full"], None),
+        "pathstar.heldout_n1_over_chance": lambda: (gpt["test_n1"] * d, None),
+        "hardest.heldout_n1": lambda: (gpt["test_n1_tf"], None),
+        "geometry.probe": lambda: (nearest_child_probe(random_embeddings(task.graph.num_nodes), task.graph,
+                                                       task.test_arms), None),
+        "geometry.control_memorises": lambda: (gpt["edge_top1_neighbour"], None),
+        "geometry.control_fits": lambda: (gpt["train_full"], None),
+        # a control that generalises to held-out leaves (as the free model does)
+        "geometry.control_chance": lambda: (1.0, 10 / d),
+        "mamba.heldout_n1_above_chance": lambda: (mamba["test_n1"] * d, None),
+        "mamba.heldout_full_path": lambda: (mamba["test_full"], None),
+        "mamba.geometry_probe": lambda: (mamba["probe"], None),
+        # in-context: an untrained model learns no later token; a model that solves n1 is not at chance
+        "incontext.later_tokens_learned": lambda: (flat_history(ic_later=0.02).last["ic_later"], None),
+        "incontext.n1_at_chance": lambda: (1.0, 1 / 2 + 0.1),
+        # cascade: probes that never switch on; n1 learned 600 steps after the training paths, or never
+        "cascade.before_any_path": lambda: (readable_by(flat_history(probe_k1=0.1, probe_k2=0.0), ["probe_k1", "probe_k2"]),
+                                            100),
+        "cascade.n1_no_lag": lambda: (max(
+            lag_steps(History(rows=[dict(step=s, train_full=float(s >= 400), test_n1=float(s >= 1000))
+                                    for s in range(0, 1100, 100)]), "train_full", "test_n1"),
+            lag_steps(flat_history(train_full=0.0, test_n1=0.0), "train_full", "test_n1")), 100),
+        # local supervision: a lookup's level stays near 0, never rises or settles; random contrast ~ 0
+        "local.peak_level": lambda: (flat_history(level=0.02)["level"].max(), None),
+        "local.settles": lambda: ((lambda lv: lv.max() - lv[-1])(np.array([0.0, 0.4, 0.8])), None),  # rises, stays
+        "local.forward_only": lambda: (np.mean([edge_contrast(random_embeddings(g.num_nodes), g)
+                                                for g in tiny_graphs(0).values()]), None),
+        # "it is unclear why": free embeddings that learned nothing, against the frozen control
+        "pressures.geometry_over_control": lambda: (min(
+            two_hop_auc(cosine_matrix(random_embeddings(g.num_nodes)), g)
+            - two_hop_auc(cosine_matrix(random_embeddings(g.num_nodes)), g) for g in tiny_graphs(0).values()), None),
+        # spectral bias: random embeddings; a large init leaves the linear regime
+        "spectral.top_share": lambda: (random_spectral("top_share"), None),
+        "spectral.cycle_circle": lambda: (random_spectral("cycle"), None),
+        "spectral.level": lambda: (random_spectral("level"), None),
+        "spectral.eigenmap_angle": lambda: (np.degrees(principal_angles(random_embeddings(15), laplacian_eigenmap(
+            cycle(15, 0), 2))).max(), None),
+        "spectral.large_graph": lambda: (
+            (lambda g: (lambda s: s["share"] / s["random_baseline"])(energy_share(random_embeddings(400), eigenpairs(g)[1],
+                                                                                  10)))(grid(20, 20, 0)), None),
+        "spectral.linearisation": lambda: (linearisation_check(cycle(15, 0), 16, init_std=1.0, lr=1.0, steps=40)["rel_err"],
+                                           None),
+        # the linear net: random embeddings use many directions; a lookup's margin sits in its noise band
+        "linear.few_directions": lambda: (participation_ratio(projection_profile(random_embeddings(15), eigenpairs(
+            cycle(15, 0))[1], normalise=False)), 0.5 * participation_ratio(projection_profile(
+                random_embeddings(15), eigenpairs(cycle(15, 0))[1], normalise=False))),
+        "linear.exactly_two": lambda: (np.mean([participation_ratio(projection_profile(random_embeddings(15), eigenpairs(
+            cycle(15, 0))[1], normalise=False)) <= 2.5 for _ in range(3)]), None),
+        "linear.margin_positive": lambda: (cycle_margin_z(lookup), None),
+        "linear.control_margin": lambda: (cycle_margin_z(geometric), None),
+        "knobs.associative": lambda: (cycle_margin_z(geometric), None),
+        **{cid: lambda: (cycle_margin_z(lookup), None) for cid in (
+            "knobs.large_lr", "knobs.weight_decay", "knobs.dropout", "knobs.small_init")},
+        # comparisons whose two sides are the same: a difference of zero
+        **{cid: lambda: (same - same, None) for cid in (
+            "headroom.zigzag", "headroom.level_gap", "headroom.self_edges_zigzag", "headroom.self_edges_level",
+            "scaling.more_arms", "scaling.longer_paths", "scaling.bigger_models", "interventions.best_mean_gain")},
+        # interventions: a best variant that loses on one seed; self-edges that help
+        "interventions.best_never_worse": lambda: (float(np.min(np.array([0.9, 0.2, 0.8]) - np.array([0.5, 0.5, 0.5]))),
+                                                   None),
+        "interventions.self_edges_do_not_help": lambda: (0.4, None),
+        # the probe switches on after held-out n1 in every cell; no cell switching on at all
+        "scaling.probe_first": lambda: (max(probe_first_share([dict(probe_first=500, n1_first=400)] * 5)[0],
+                                            probe_first_share([dict(probe_first=None, n1_first=None)] * 5)[0]), None),
+    }
+
+
+def test_every_book_claim_is_registered():
+    ids = book_claim_ids()
+    assert len(ids) >= 50, f"found only {len(ids)} claim ids in the book"
+    missing = sorted(ids - set(CHECKS))
+    assert not missing, f"claims recorded by the book but not in geomlib.claims.CHECKS: {missing}"
+    extra = sorted(set(CHECKS) - ids)
+    assert not extra, f"geomlib.claims.CHECKS lists claims no chapter records: {extra}"
+
+
+def test_every_claim_has_a_negative_case(untrained_pathstar):
+    missing = sorted(set(CHECKS) - set(negative_cases(untrained_pathstar)))
+    assert not missing, f"claims with no broken-phenomenon case in this test: {missing}"
+
+
+@pytest.mark.parametrize("claim", sorted(CHECKS))
+def test_the_check_fails_on_a_broken_phenomenon(claim, untrained_pathstar):
+    measured, threshold = negative_cases(untrained_pathstar)[claim]()
+    assert np.isfinite(measured)
+    assert not passes(claim, measured, threshold), \
+        f"{claim}: a broken input measured {measured:.4g} and still passes {CHECKS[claim]}"
+
+
+def test_recall_counts_ties_as_misses():
+    g = cycle(6, 0)
+    assert edge_recall(np.zeros((6, 6)), g, "degree") == 0.0  # a constant answer recalls nothing
+    assert edge_recall(g.adjacency.astype(float), g, "degree") == 1.0
+
+
+def test_check_claim_refuses_a_threshold_that_differs_from_the_registry(tmp_path, monkeypatch):
+    from geomlib.claims import check_claim
+
+    monkeypatch.setenv("GEOMLIB_LEDGER", str(tmp_path / "ledger.json"))
+    with pytest.raises(ValueError, match="differs from geomlib.claims.CHECKS"):
+        check_claim("pathstar.heldout_full_path", 0.95, ">=", 0.5, paper="p", description="d", chapter="c",
+                    preset="cpu", seed=0)

@@ -1,0 +1,53 @@
+"""data/robustness.json (``make robustness``): fresh for today's presets, and summarised right."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import robustness  # noqa: E402
+
+from geomlib.claims import robustness as load_robustness  # noqa: E402
+from geomlib.claims import seeds_text  # noqa: E402
+
+DATA = ROOT / "data" / "robustness.json"
+
+
+def test_robustness_data_is_not_stale():
+    if not DATA.exists():
+        pytest.skip("no data/robustness.json shipped yet (make robustness)")
+    runs = json.loads(DATA.read_text())["runs"]
+    stale = sorted({r["chapter"] for r in runs.values()
+                    if r["preset_hash"] != robustness.preset_hash(r["chapter"], r["preset"])})
+    assert not stale, (f"data/robustness.json is stale: the presets of {stale} changed since it was measured; "
+                       f"refresh it with `{robustness.COMMAND}` (resumable; reruns only those chapters)")
+
+
+def test_every_run_records_its_provenance():
+    if not DATA.exists():
+        pytest.skip("no data/robustness.json shipped yet (make robustness)")
+    for key, run in json.loads(DATA.read_text())["runs"].items():
+        for field in ("seed", "precision", "preset", "preset_hash", "library", "torch", "cpu", "threads", "claims"):
+            assert field in run, f"{key} lacks {field}"
+
+
+def test_summary_and_pass_rates(tmp_path):
+    run = lambda seed, precision, value: {  # noqa: E731
+        "chapter": "path_finding_from_memory", "seed": seed, "precision": precision,
+        "claims": {"pathstar.heldout_full_path": {"measured": value, "op": ">=", "threshold": 0.9, "status": "x"}}}
+    runs = {f"{s}{p}": run(s, p, v) for s, p, v in [(0, "bf16", 0.99), (1, "bf16", 0.95), (2, "bf16", 0.5),
+                                                     (0, "fp32", 0.97)]}
+    summary = robustness.summarise(runs, "bf16")["pathstar.heldout_full_path"]
+    assert (summary["min"], summary["median"], summary["max"]) == (0.5, 0.95, 0.99)
+    path = tmp_path / "robustness.json"
+    path.write_text(json.dumps({"precision": "bf16", "claims": {"pathstar.heldout_full_path": summary}}))
+    loaded = load_robustness(path)["pathstar.heldout_full_path"]  # statuses judged by today's CHECKS
+    assert loaded["passed"] == 2 and seeds_text(loaded) == "2/3 seeds (0.5 to 0.99); fp32 ✓"
+    assert seeds_text(None) == "not run"
+
+
+def test_preset_reads_include_the_hidden_node2vec_start():
+    assert robustness.preset_reads("interventions") == ["interventions", "spectral_bias"]
+    assert robustness.preset_reads("geometry_explains") == ["pathstar", "pathstar_frozen"]
