@@ -118,6 +118,16 @@ def test_whole_book_executes_builds_and_every_claim_passes(built_book, html):
     for ch in chapters:
         page = (html / f"{ch}.html").read_text()
         assert "geomlib-verdict" in page, f"{ch}: no verdict box"
+    # every claim of the ledger is in CHECKS and, once the robustness data is shipped, its pass rate
+    # over seeds is on the report page and in its chapter's verdict box
+    from geomlib.claims import CHECKS, robustness, seeds_text
+    assert set(ledger) <= set(CHECKS), sorted(set(ledger) - set(CHECKS))
+    spread = robustness()
+    for cid, row in ledger.items():
+        if cid in spread:
+            text = seeds_text(spread[cid]).replace("&", "&amp;")
+            assert text in report, f"report.html: no pass rate for {cid}"
+            assert text in (html / f"{row['chapter']}.html").read_text(), f"{row['chapter']}: no pass rate for {cid}"
 
 
 def test_html_build_gets_local_mathjax_and_this_builds_statuses(tmp_path):

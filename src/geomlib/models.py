@@ -326,8 +326,9 @@ class LinearNet(nn.Module):
     """
 
     def __init__(self, num_nodes: int, width: int, init_std: float = 0.02, w_init_std: float | None = None,
-                 freeze_embeddings: bool = False, dropout: float = 0.0):
+                 freeze_embeddings: bool = False, dropout: float = 0.0, dropout_after_w: bool = False):
         super().__init__()
+        self.dropout_after_w = dropout_after_w  # the release: logits = E drop(W E_u); else drop(E_u) W E^T
         if num_nodes < 2 or width < 1:
             raise ValueError(f"LinearNet needs num_nodes >= 2 and width >= 1, got {num_nodes}, {width}")
         self.num_nodes = num_nodes
@@ -340,8 +341,10 @@ class LinearNet(nn.Module):
         return self.E @ self.W @ self.E.T
 
     def forward(self, idx, targets=None):
-        return _logits_and_loss(self.drop(self.E[_node_rows(idx, targets, self.num_nodes)]), targets,
-                                lambda h: h @ self.W @ self.E.T)
+        rows = self.E[_node_rows(idx, targets, self.num_nodes)]
+        if self.dropout_after_w:
+            return _logits_and_loss(rows, targets, lambda h: self.drop(h @ self.W) @ self.E.T)
+        return _logits_and_loss(self.drop(rows), targets, lambda h: h @ self.W @ self.E.T)
 
     def token_embeddings(self) -> torch.Tensor:
         return self.E.detach()
