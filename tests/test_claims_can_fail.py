@@ -47,12 +47,12 @@ RNG = np.random.default_rng(0)
 
 
 def book_claim_ids() -> set[str]:
-    """Every claim id a chapter records: the string literals of the cells that call check_claim."""
+    """Every claim id a chapter records: the string literals of the cells that check claims."""
     ids = set()
     for nb in BOOK.glob("*.ipynb"):
         for cell in json.loads(nb.read_text())["cells"]:
             src = "".join(cell["source"])
-            if cell["cell_type"] == "code" and "check_claim(" in src:
+            if cell["cell_type"] == "code" and ("ch.check(" in src or "check_claim(" in src):
                 ids |= set(re.findall(r"[\"']([a-z_0-9]+\.[a-z_0-9]+)[\"']", src))
     return ids
 

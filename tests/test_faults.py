@@ -450,3 +450,27 @@ def test_files_follow_the_umask(tmp_path, monkeypatch):
     assert stat.S_IMODE(entry.stat().st_mode) == 0o755
     for f in entry.iterdir():
         assert stat.S_IMODE(f.stat().st_mode) == 0o644, f.name
+
+
+def test_an_unknown_papermill_parameter_is_an_error_that_names_it(tmp_path):
+    """`papermill chapter.ipynb out.ipynb -p sead 1` must not run seed 0 and exit 0."""
+    import nbformat
+    import papermill
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('preset: str = "cpu"\nseed: int = 0')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell('from geomlib import Chapter\nch = Chapter("fixture", preset, seed)\n'
+                                                  'print("ran with seed", ch.seed)')]
+    src = tmp_path / "chapter.ipynb"
+    nbformat.write(nb, src)
+    with pytest.raises(papermill.PapermillExecutionError, match="sead"):
+        papermill.execute_notebook(str(src), str(tmp_path / "out.ipynb"), parameters={"sead": 1}, progress_bar=False,
+                                   kernel_name="python3", language="python")
+    # the declared parameters pass, and a bad preset is named too
+    done = papermill.execute_notebook(str(src), str(tmp_path / "ok.ipynb"), parameters={"seed": 3}, progress_bar=False,
+                                      kernel_name="python3", language="python")
+    assert "ran with seed 3" in "".join(o.get("text", "") for o in done.cells[-1].outputs)
+    with pytest.raises(papermill.PapermillExecutionError, match="gpu"):
+        papermill.execute_notebook(str(src), str(tmp_path / "bad.ipynb"), parameters={"preset": "gpu"},
+                                   progress_bar=False, kernel_name="python3", language="python")

@@ -143,8 +143,8 @@ def problems(nb_path: Path, book: Path = BOOK) -> list[str]:
         for name in ('preset: str = "cpu"', "seed: int = 0"):
             if name not in params[0].source:
                 out.append(f"its parameters cell lacks `{name}`")
-        if "check_claim(" not in nb.cells[-1].source or "verdict(" not in nb.cells[-1].source:
-            out.append("its last cell does not check its claim (check_claim) and show the verdict box (verdict)")
+        if not _checks(nb.cells[-1].source) or "verdict(" not in nb.cells[-1].source:
+            out.append("its last cell does not check its claim (ch.check) and show the verdict box (ch.verdict)")
         if len(nb.cells) < 3 or "**Claim" not in nb.cells[2].source:
             out.append("its first text cell (after the Colab cells) does not state its claim (**Claim.**)")
     for i, c in enumerate(nb.cells):
@@ -155,9 +155,13 @@ def problems(nb_path: Path, book: Path = BOOK) -> list[str]:
     return out
 
 
+def _checks(source: str) -> bool:
+    return "ch.check(" in source or "check_claim(" in source
+
+
 def is_chapter(nb) -> bool:
-    """A claim chapter is a notebook that checks a claim."""
-    return any(c.cell_type == "code" and "check_claim(" in c.source for c in nb.cells)
+    """A claim chapter is a notebook that checks a claim (``Chapter.check`` or ``check_claim``)."""
+    return any(c.cell_type == "code" and _checks(c.source) for c in nb.cells)
 
 
 def chapters(book: Path = BOOK) -> list[str]:

@@ -4,7 +4,7 @@ Data flows one way: graphs -> tasks -> models -> train -> evaluate / geometry / 
 plots and claims. Each concept of the paper lives in one module named after it.
 """
 from . import cache, claims, evaluate, geometry, graphs, models, presets, spectral, tasks, train
-from .claims import check_claim, verdict
+from .claims import Chapter, check_claim, verdict
 from .presets import get_preset
 
 try:  # one source of truth: pyproject.toml's version, as installed
@@ -15,4 +15,4 @@ try:  # one source of truth: pyproject.toml's version, as installed
 except PackageNotFoundError:  # pragma: no cover - imported from a source tree that is not installed
     __version__ = "0+unknown"
 __all__ = ["cache", "claims", "evaluate", "geometry", "graphs", "models", "presets", "spectral", "tasks",
-           "train", "check_claim", "get_preset", "verdict"]
+           "train", "Chapter", "check_claim", "get_preset", "verdict"]

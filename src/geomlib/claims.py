@@ -21,7 +21,7 @@ import torch
 from .fileio import locked, write_json_atomic
 from .train import resolve_precision
 
-__all__ = ["CHECKS", "passes", "robustness", "seeds_text", "ClaimFailed", "ClaimResult", "Report", "Verdict", "check_claim", "chapter_status", "drop_chapter_rows",
+__all__ = ["Chapter", "CHECKS", "passes", "injected_parameters", "robustness", "seeds_text", "ClaimFailed", "ClaimResult", "Report", "Verdict", "check_claim", "chapter_status", "drop_chapter_rows",
            "ledger_path", "read_ledger", "report_markdown", "verdict"]
 
 _T0 = time.perf_counter()  # the kernel starts with the chapter: wall time since import ~ chapter time
@@ -378,3 +378,63 @@ def verdict(chapter: str, ledger: Path | str | None = None) -> Verdict:
     if not rows:
         raise ValueError(f"the ledger has no claims for chapter {chapter!r}: call check_claim first")
     return Verdict(chapter, rows)
+
+
+CHAPTER_PARAMETERS = ("preset", "seed")  # what a chapter's `parameters` cell declares
+
+
+def injected_parameters() -> set[str] | None:
+    """The names papermill injected into this kernel (its ``# Parameters`` cell, read from the
+    IPython history); None outside IPython or when nothing was injected."""
+    import ast
+
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        return None
+    shell = get_ipython()
+    if shell is None:
+        return None
+    names = None
+    for source in shell.user_ns.get("In", []):
+        if source.lstrip().startswith("# Parameters"):
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            names = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                     if isinstance(t, ast.Name)}
+    return names
+
+
+class Chapter:
+    """One chapter of the book: its name and parameters, checked before any work starts, and the
+    interface through which it records its claims and shows its verdict box.
+
+        ch = Chapter("path_finding_from_memory", preset, seed)
+        ch.check("pathstar.heldout_full_path", value, ">=", 0.9, paper=..., description=...)
+        ch.verdict()
+
+    A parameter papermill injected that the chapter does not declare (``-p sead 1``) is an error
+    that names it, not a run with the default seed."""
+
+    def __init__(self, name: str, preset: str = "cpu", seed: int = 0):
+        from .presets import preset_names
+        from .validate import check_seed
+
+        unknown = (injected_parameters() or set()) - set(CHAPTER_PARAMETERS)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {sorted(unknown)} given to chapter {name!r}; "
+                             f"a chapter takes {', '.join(CHAPTER_PARAMETERS)} (e.g. papermill -p seed 1)")
+        if preset not in preset_names():
+            raise ValueError(f"preset {preset!r} is not a preset; choose from {preset_names()}")
+        self.name, self.preset, self.seed = name, preset, check_seed(seed)
+
+    def check(self, claim: str, measured: float, op: str, threshold: float, **kwargs) -> ClaimResult:
+        """:func:`check_claim` with this chapter's name, preset and seed."""
+        return check_claim(claim, measured, op, threshold, chapter=self.name, preset=self.preset, seed=self.seed,
+                           **kwargs)
+
+    def verdict(self) -> Verdict:
+        """This chapter's verdict box."""
+        return verdict(self.name)
