@@ -8,7 +8,7 @@ from .geometry import cosine_matrix, pca
 from .graphs import Graph
 from .train import History
 
-__all__ = ["style", "cosine_heatmap", "adjacency_heatmap", "pca_plot", "curves", "spectral_profile_plot",
+__all__ = ["style", "cosine_heatmap", "adjacency_heatmap", "pca_plot", "curves", "stage_marker", "spectral_profile_plot",
            "cosine_distance_plot"]
 
 COLORS = plt.get_cmap("tab10").colors
@@ -77,6 +77,16 @@ def curves(ax, history: History, keys: dict[str, str], title: str = "", x: str =
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="best")
+
+
+def stage_marker(ax, history_or_step, label: str | None = "mixed stage starts", y: float = 0.5) -> None:
+    """The dashed vertical line where a path-star recipe's second (mixed) stage starts: the step
+    recorded in ``history.meta["stage_starts"]``, or a step given directly; with a small label."""
+    step = history_or_step if isinstance(history_or_step, (int, np.integer)) else \
+        history_or_step.meta["stage_starts"][1]
+    ax.axvline(step, color="0.5", ls="--", lw=1)
+    if label:
+        ax.text(step, y, f"  {label}", color="0.4", fontsize=8, transform=ax.get_xaxis_transform())
 
 
 def spectral_profile_plot(ax, profile: np.ndarray, eigenvalues: np.ndarray, title: str = "spectral projection profile"):
