@@ -237,5 +237,5 @@ def test_check_claim_refuses_a_threshold_that_differs_from_the_registry(tmp_path
 
     monkeypatch.setenv("GEOMLIB_LEDGER", str(tmp_path / "ledger.json"))
     with pytest.raises(ValueError, match="differs from geomlib.claims.CHECKS"):
-        check_claim("pathstar.heldout_full_path", 0.95, ">=", 0.5, paper="p", description="d", chapter="c",
+        check_claim("pathstar.heldout_full_path", 0.95, ">=", 0.3, paper="p", description="d", chapter="c",
                     preset="cpu", seed=0)
