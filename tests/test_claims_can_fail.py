@@ -226,6 +226,11 @@ def test_the_check_fails_on_a_broken_phenomenon(claim, untrained_pathstar):
         f"{claim}: a broken input measured {measured:.4g} and still passes {CHECKS[claim]}"
 
 
+def test_tendencies_are_checked_claims():
+    from geomlib.claims import TENDENCIES
+    assert TENDENCIES <= set(CHECKS)
+
+
 def test_recall_counts_ties_as_misses():
     g = cycle(6, 0)
     assert edge_recall(np.zeros((6, 6)), g, "degree") == 0.0  # a constant answer recalls nothing
