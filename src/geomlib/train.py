@@ -31,7 +31,7 @@ PRECISIONS = ("fp32", "bf16", "auto")
 def native_bf16(device: torch.device | str | None = None) -> bool:
     """Whether ``device`` (default: :func:`default_device`) computes in bf16 natively: a CUDA GPU
     that supports it, or an x86 CPU with ``avx512_bf16`` or ``amx_bf16``. Elsewhere bf16 autocast
-    is emulated and about 13x *slower* than fp32 (measured on a CPU capped at AVX2)."""
+    is emulated and much *slower* than fp32 (about 13x, measured with the instruction set capped at AVX2)."""
     device = torch.device(device) if device is not None else default_device()
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
