@@ -37,14 +37,14 @@ def test_summary_and_pass_rates(tmp_path):
     run = lambda seed, precision, value: {  # noqa: E731
         "chapter": "path_finding_from_memory", "seed": seed, "precision": precision,
         "claims": {"pathstar.heldout_full_path": {"measured": value, "op": ">=", "threshold": 0.9, "status": "x"}}}
-    runs = {f"{s}{p}": run(s, p, v) for s, p, v in [(0, "bf16", 0.99), (1, "bf16", 0.95), (2, "bf16", 0.5),
+    runs = {f"{s}{p}": run(s, p, v) for s, p, v in [(0, "bf16", 0.99), (1, "bf16", 0.95), (2, "bf16", 0.3),
                                                      (0, "fp32", 0.97)]}
     summary = robustness.summarise(runs, "bf16")["pathstar.heldout_full_path"]
-    assert (summary["min"], summary["median"], summary["max"]) == (0.5, 0.95, 0.99)
+    assert (summary["min"], summary["median"], summary["max"]) == (0.3, 0.95, 0.99)
     path = tmp_path / "robustness.json"
     path.write_text(json.dumps({"precision": "bf16", "claims": {"pathstar.heldout_full_path": summary}}))
     loaded = load_robustness(path)["pathstar.heldout_full_path"]  # statuses judged by today's CHECKS
-    assert loaded["passed"] == 2 and seeds_text(loaded) == "2/3 seeds (0.5 to 0.99); fp32 ✓"
+    assert loaded["passed"] == 2 and seeds_text(loaded) == "2/3 seeds (0.3 to 0.99); fp32 ✓"
     assert seeds_text(None) == "not run"
 
 
