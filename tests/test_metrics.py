@@ -25,8 +25,11 @@ def test_edge_recall_hand_computed():
     s[0, 1] = s[0, 3] = 1  # node 0 ranks both neighbours first
     s[1, 0] = 1
     s[1, 3] = 2  # node 1 ranks a non-neighbour first
-    assert edge_recall(s, g, k=2) == pytest.approx(7 / 8)  # only 1->2 missed (rows 2,3 tie at 0 -> count as hits)
-    assert edge_recall(s, g, k=1) == pytest.approx(6 / 8)
+    # ties count as misses: rows 2 and 3 are all zeros (no information), row 0 ties its two neighbours
+    assert edge_recall(s, g, k=2) == pytest.approx(3 / 8)  # 0->1, 0->3, 1->0; 1->2 and rows 2, 3 missed
+    assert edge_recall(s, g, k=1) == pytest.approx(0 / 8)  # every top-1 is shared or wrong
+    s[2, 1] = s[2, 3] = s[3, 0] = s[3, 2] = 1
+    assert edge_recall(s, g, k=2) == pytest.approx(7 / 8)  # only 1->2 missed
     with pytest.raises(ValueError):
         edge_recall(np.zeros((3, 3)), g)
 

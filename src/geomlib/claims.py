@@ -104,7 +104,7 @@ TENDENCIES: set[str] = {
 
 
 def passes(claim: str, measured: float, threshold: float | None = None) -> bool:
-    """Whether ``measured`` passes ``claim``'s check in :data:`CHECKS` (``threshold`` for a
+    """Whether ``measured`` passes ``claim``'s check in ``CHECKS`` (``threshold`` for a
     claim whose threshold is computed by its chapter)."""
     op, fixed = CHECKS[claim]
     thr = fixed if not isinstance(fixed, str) else threshold
