@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 
 from geomlib.cache import config_hash
-from geomlib.claims import read_ledger
+from geomlib.claims import read_ledger, tally
 from geomlib.fileio import locked, write_json_atomic
 from geomlib.presets import PRESETS
 from geomlib.provenance import git_commit, hardware, library_fingerprint
@@ -73,15 +72,7 @@ def summarise(runs: dict, precision: str) -> dict:
             entry["runs"].append({"seed": run["seed"], "precision": run["precision"], "measured": c["measured"],
                                   "status": c["status"], "threshold": c["threshold"]})
     for entry in claims.values():
-        main = [r for r in entry["runs"] if r["precision"] == precision]
-        values = [r["measured"] for r in main]
-        entry["seeds"] = sorted(r["seed"] for r in main)
-        entry["passed"] = sum(r["status"] == "pass" for r in main)
-        entry["pass_rate"] = f"{entry['passed']}/{len(main)}"
-        if values:
-            entry.update(min=min(values), median=statistics.median(values), max=max(values))
-        other = [r for r in entry["runs"] if r["precision"] != precision]
-        entry["other_precision"] = {f"{r['precision']} seed {r['seed']}": r["status"] for r in other}
+        tally(entry, precision)
     return claims
 
 

@@ -12,6 +12,7 @@ import json
 import math
 import operator
 import os
+import statistics
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -21,7 +22,8 @@ import torch
 from .fileio import locked, write_json_atomic
 from .train import resolve_precision
 
-__all__ = ["Chapter", "CHECKS", "TENDENCIES", "passes", "injected_parameters", "robustness", "seeds_text", "ClaimFailed", "ClaimResult", "Report", "Verdict", "check_claim", "chapter_status", "drop_chapter_rows",
+__all__ = ["Chapter", "CHECKS", "TENDENCIES", "passes", "injected_parameters", "robustness", "seeds_text", "tally",
+           "ClaimFailed", "ClaimResult", "Report", "Verdict", "check_claim", "chapter_status", "drop_chapter_rows",
            "ledger_path", "read_ledger", "report_markdown", "verdict"]
 
 _T0 = time.perf_counter()  # the kernel starts with the chapter: wall time since import ~ chapter time
@@ -249,11 +251,24 @@ def robustness(path: Path | str | None = None) -> dict[str, dict]:
         for run in entry.get("runs", []):
             run["status"] = "pass" if passes(cid, run["measured"], run.get("threshold")) else (
                 "tendency" if cid in TENDENCIES else run["status"] if run["status"] != "pass" else "fail")
-        main = [r for r in entry.get("runs", []) if r["precision"] == precision]
-        entry["passed"] = sum(r["status"] == "pass" for r in main)
-        entry["other_precision"] = {f"{r['precision']} seed {r['seed']}": r["status"]
-                                    for r in entry.get("runs", []) if r["precision"] != precision}
+        tally(entry, precision)
     return claims
+
+
+def tally(entry: dict, precision: str | None) -> dict:
+    """Fill a claim's robustness summary from its ``runs``: over the runs at ``precision`` the
+    seeds, the passes, the pass rate and min / median / max; the other precisions' statuses."""
+    runs = entry.get("runs", [])
+    main = [r for r in runs if r["precision"] == precision]
+    values = [r["measured"] for r in main]
+    entry["seeds"] = sorted(r["seed"] for r in main)
+    entry["passed"] = sum(r["status"] == "pass" for r in main)
+    entry["pass_rate"] = f"{entry['passed']}/{len(main)}"
+    if values:
+        entry.update(min=min(values), median=statistics.median(values), max=max(values))
+    entry["other_precision"] = {f"{r['precision']} seed {r['seed']}": r["status"] for r in runs
+                                if r["precision"] != precision}
+    return entry
 
 
 def seeds_text(summary: dict | None) -> str:
