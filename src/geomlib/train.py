@@ -7,6 +7,7 @@ of target tokens, as if they were one batch.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -31,8 +32,13 @@ PRECISIONS = ("fp32", "bf16", "auto")
 def native_bf16(device: torch.device | str | None = None) -> bool:
     """Whether ``device`` (default: :func:`default_device`) computes in bf16 natively: a CUDA GPU
     that supports it, or an x86 CPU with ``avx512_bf16`` or ``amx_bf16``. Elsewhere bf16 autocast
-    is emulated and much *slower* than fp32 (about 13x, measured with the instruction set capped at AVX2)."""
-    device = torch.device(device) if device is not None else default_device()
+    is emulated and much *slower* than fp32 (about 13x, measured with the instruction set capped at AVX2).
+    Asked once per device (the CPU's flags are read from /proc/cpuinfo), then remembered."""
+    return _native_bf16(torch.device(device) if device is not None else default_device())
+
+
+@functools.lru_cache(maxsize=None)
+def _native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type != "cpu":
