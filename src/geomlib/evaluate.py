@@ -32,12 +32,20 @@ def greedy_decode(model, prefix: torch.Tensor, length: int, batch_size: int = 40
     return torch.cat(out)
 
 
-def path_accuracy(model, paths: Examples, vocab: Vocab, batch_size: int = 4096) -> dict:
+DECODES = ("nodes", "vocab")
+
+
+def path_accuracy(model, paths: Examples, vocab: Vocab, batch_size: int = 4096, decode: str = "nodes") -> dict:
     """Greedy decoding of ``[PATH] leaf [PAUSE]`` prompts: exact match of the whole path,
-    accuracy of ``n1`` and of every position (``pos0`` = root ... ``pos{l-1}`` = leaf)."""
+    accuracy of ``n1`` and of every position (``pos0`` = root ... ``pos{l-1}`` = leaf).
+    ``decode="nodes"`` takes the argmax over node tokens only; ``"vocab"`` over the whole
+    vocabulary, as the authors' release does (a special token then counts as a wrong answer)."""
+    if decode not in DECODES:
+        raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
     l = paths.inputs.shape[1] - 2
     truth = torch.cat([paths.inputs[:, 3:], paths.targets[:, -1:]], 1)  # root .. leaf
-    pred = greedy_decode(model, paths.inputs[:, :3], l, batch_size, allowed=vocab.num_nodes)
+    pred = greedy_decode(model, paths.inputs[:, :3], l, batch_size,
+                         allowed=vocab.num_nodes if decode == "nodes" else None)
     correct = (pred == truth).float()
     res = {"full_path": correct.all(1).float().mean().item(), "n1": correct[:, 1].mean().item()}
     res.update({f"pos{i}": correct[:, i].mean().item() for i in range(l)})
@@ -104,12 +112,14 @@ def edge_recall(scores: torch.Tensor | np.ndarray, graph: Graph, k: int | str = 
 
 
 def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = False, edges: bool = False,
-                     probe: bool = True, max_paths: int = 4096):
+                     probe: bool = True, max_paths: int = 4096, decode: str = "nodes"):
     """An ``evaluate`` callback for :func:`geomlib.train.train` on the path-star task.
 
     Returns, on held-out leaves: greedy full-path and ``n1`` accuracy (``test_full``,
     ``test_n1``) and ``n1`` accuracy with the root given (``test_n1_tf``, teacher-forced: what the
-    hardest-token recipe trains); optionally the training paths' full-path accuracy, edge
+    hardest-token recipe trains); every path position's accuracy, greedy (``test_pos{i}``, ``i = 0``
+    the root ... ``l - 1`` the leaf, as the release logs ``token_i``) and teacher-forced
+    (``test_tf_pos{i}``, the true previous tokens given); optionally the training paths' full-path accuracy, edge
     recall (top-1 is a true neighbour), and the geometry probes on held-out leaves: ``probe``
     (nearest child = own ``n1``) and ``probe_k{k}`` (own ``k``-hop ancestor nearest among its depth)."""
     from .geometry import ancestor_probe
@@ -120,11 +130,14 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
         out = {}
         if heldout:
             test = task.test_paths[:max_paths]
-            acc = path_accuracy(model, test, task.vocab)
+            acc = path_accuracy(model, test, task.vocab, decode=decode)
             out.update(test_full=acc["full_path"], test_n1=acc["n1"])
-            out["test_n1_tf"] = float(teacher_forced_accuracy(model, test)[3])
+            tf = teacher_forced_accuracy(model, test)  # position 2 + i predicts path node i
+            out["test_n1_tf"] = float(tf[3])
+            out.update({f"test_pos{i}": acc[f"pos{i}"] for i in range(l)})
+            out.update({f"test_tf_pos{i}": float(tf[2 + i]) for i in range(l)})
         if train:
-            acc = path_accuracy(model, task.train_paths[:max_paths], task.vocab)
+            acc = path_accuracy(model, task.train_paths[:max_paths], task.vocab, decode=decode)
             out.update(train_full=acc["full_path"])
         if edges:
             e = task.edges

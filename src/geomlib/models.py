@@ -63,6 +63,9 @@ class GPTConfig:
     freeze_embeddings: bool = False  # the associative control: token embeddings stay random
     init_std: float = 0.02
     emb_init_std: float | None = None  # token-embedding init scale (default: init_std)
+    pos_init_std: float | None = None  # positional-embedding init scale (default: init_std; the release: 1.0)
+    scaled_residual_init: bool = True  # GPT-2's init_std / sqrt(2 n_layer) for residual projections
+    # (the release's version of it never fires: False is the release)
     bias: bool = True
 
     def __post_init__(self):
@@ -133,10 +136,13 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.apply(self._init)
-        for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, 0.0, cfg.init_std / math.sqrt(2 * cfg.n_layer))
+        if cfg.scaled_residual_init:
+            for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
+                if name.endswith("c_proj.weight"):
+                    nn.init.normal_(p, 0.0, cfg.init_std / math.sqrt(2 * cfg.n_layer))
         nn.init.normal_(self.wte.weight, 0.0, cfg.emb_init_std or cfg.init_std)
+        if cfg.pos_init_std is not None:
+            nn.init.normal_(self.wpe.weight, 0.0, cfg.pos_init_std)
         if cfg.tied:
             self.lm_head.weight = self.wte.weight
         if cfg.freeze_embeddings:

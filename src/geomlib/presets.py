@@ -175,6 +175,23 @@ register(
     cpu=dict(d=500, l=5, task={}, model=_GPT_CPU, stages=_PATHSTAR_STAGES_CPU, precision="auto", eval_every=100),
     paper=dict(d=10_000, l=6, task={}, model=_GPT_PAPER, stages=_PATHSTAR_STAGES_PAPER, precision="auto", eval_every=1000),
 )
+# The authors' release recipe (`mixed_full_path`), every value as the release: one mixed stage from
+# scratch (no edge-only stage), edges and training paths in their natural proportion (path_fraction
+# None: 375 of 4,375 examples at d = 500, l = 5), AdamW lr 5e-4, betas (0.9, 0.999), weight decay
+# 0.01 on every parameter, no gradient clipping, warmup 1,000 then cosine to lr/10, batch 2,048,
+# 10,000 epochs (21,400 steps at d = 500, l = 5; 525,000 at the paper's d = 10^4, l = 6), bf16
+# autocast (the release's GPU precision), positional embeddings N(0, 1) and no GPT-2 residual
+# scaling (the release's quirks), greedy decoding over the whole vocabulary.
+_GPT_RELEASE = dict(pos_init_std=1.0, scaled_residual_init=False)
+_RELEASE_STAGE = dict(data="mixed", lr=5e-4, warmup=1000, schedule="cosine", final_lr_ratio=0.1, weight_decay=0.01,
+                      decay_all=True, betas=(0.9, 0.999), grad_clip=None, batch=2048, path_fraction=None)
+register(
+    "pathstar_release",
+    cpu=dict(d=500, l=5, task={}, model=dict(_GPT_CPU, **_GPT_RELEASE), stages=[dict(_RELEASE_STAGE, steps=21_400)],
+             precision="bf16", eval_every=200, decode="vocab"),
+    paper=dict(d=10_000, l=6, task={}, model=dict(_GPT_PAPER, **_GPT_RELEASE),
+               stages=[dict(_RELEASE_STAGE, steps=525_000)], precision="bf16", eval_every=5000, decode="vocab"),
+)
 # Runs whose edge stage needs no fine timeline (only the cascade chapter reads it every 20 steps).
 _PATHSTAR_STAGES_CPU_COARSE = [dict(_PATHSTAR_STAGES_CPU[0], eval_every=100), _PATHSTAR_STAGES_CPU[1]]
 # The hardest-token recipe converges within 100 mixed steps (held-out n1 0.99 at step 400 and

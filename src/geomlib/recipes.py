@@ -127,7 +127,7 @@ def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None,
     if init not in (None, "node2vec"):
         raise ValueError(f"emb_init must be None or 'node2vec', got {init!r}")
     aux_loss = _node2vec_aux(task.graph, aux_w) if aux_w else None
-    evaluate = pathstar_metrics(task, train=True, edges=True, probe=True)
+    evaluate = pathstar_metrics(task, train=True, edges=True, probe=True, decode=cfg.get("decode", "nodes"))
     target, patience = cfg.get("stop_at"), cfg.get("stop_patience", 1)
     streak = {"n": 0}
 

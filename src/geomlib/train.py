@@ -81,6 +81,8 @@ class TrainConfig:
     decay_fraction: float = 0.3
     optimizer: str = "adamw"  # "adamw" or "sgd" (plain gradient descent, no momentum)
     weight_decay: float = 0.0
+    decay_all: bool = False  # weight decay on every parameter (biases and norms too), as the release;
+    # default: matrices only
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float | None = 1.0
     precision: str = "fp32"  # "fp32", "bf16" (bf16 autocast) or "auto" (bf16 where the hardware runs it
@@ -235,8 +237,8 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     samplers = {k: _Sampler(v.to(device), sizes.get(k), gen) for k, v in streams.items()}
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
-        # matrices decay, vectors do not; a parameter may opt out (``p._no_weight_decay = True``)
-        exempt = [p.dim() < 2 or getattr(p, "_no_weight_decay", False) for p in params]
+        # matrices decay, vectors do not (unless decay_all); a parameter may opt out (``p._no_weight_decay = True``)
+        exempt = [(p.dim() < 2 and not cfg.decay_all) or getattr(p, "_no_weight_decay", False) for p in params]
         decay = [p for p, e in zip(params, exempt) if not e]
         no_decay = [p for p, e in zip(params, exempt) if e]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
