@@ -11,16 +11,16 @@ commit and machine. Runs go through the model cache, so an interrupted sweep con
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from geomlib.fileio import write_json_atomic
-from geomlib.presets import get_preset
+from geomlib.presets import Mamba, PathStarRun, get_preset, plain
 from geomlib.provenance import git_commit, hardware
 from geomlib.recipes import pathstar_run
 
@@ -51,24 +51,23 @@ VARIANTS = {
 }
 
 
-def variant_config(name: str) -> dict:
-    cfg = copy.deepcopy(get_preset("pathstar_mamba", "cpu"))
+def variant_config(name: str) -> PathStarRun:
+    cfg = get_preset("mamba_too", "cpu").run
     model, mixed, _ = VARIANTS[name]
     # the hypotheses start from the reference-style block the chapter first used (residual, final
     # norm, dt in [1e-3, 0.1]); the chapter now uses the release's block, the winner below
-    cfg["model"] = {k: v for k, v in cfg["model"].items() if k not in ("residual", "final_norm", "release_init")}
-    cfg["model"].update(model)
-    cfg["stages"][1].update(mixed)
-    return cfg
+    reference = Mamba(n_layer=cfg.model.n_layer, d_model=cfg.model.d_model)
+    edges, mix = cfg.stages
+    return replace(cfg, model=replace(reference, **model), stages=(edges, replace(mix, train=replace(mix.train, **mixed))))
 
 
-def summary(name: str, seed: int, cfg: dict, hist, minutes: float) -> dict:
+def summary(name: str, seed: int, cfg: PathStarRun, hist, minutes: float) -> dict:
     full = hist["test_full"]
     return dict(variant=name, why=VARIANTS[name][2], seed=seed, final_heldout_full=hist.last["test_full"],
                 best_heldout_full=float(full.max()), final_n1=hist.last["test_n1"], final_probe=hist.last["probe"],
                 final_train_full=hist.last["train_full"], steps=int(hist.last["step"]),
                 train_minutes=round(hist.last["seconds"] / 60, 2), wall_minutes=round(minutes, 2),
-                model=cfg["model"], mixed_stage=cfg["stages"][1],
+                model=plain(cfg.model), mixed_stage=plain(cfg.stages[1]),
                 curve=[[r["step"], r.get("test_full"), r.get("test_n1"), r.get("probe"), r.get("train_full")]
                        for r in hist.rows])
 
@@ -90,7 +89,7 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             cfg = variant_config(name)
             start = time.time()
-            _, _, hist = pathstar_run(cfg, seed=seed, name="mamba_hypotheses", progress=False)
+            _, _, hist = pathstar_run(cfg, seed, progress=False)
             runs[name, seed] = {**summary(name, seed, cfg, hist, (time.time() - start) / 60), "command": command}
             r = runs[name, seed]
             print(f"{name:48s} seed {seed}: held-out full {r['final_heldout_full']:.3f} (best "

@@ -9,30 +9,32 @@ time, the first time it reaches 0.9, and the setting. Usage:
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from geomlib.recipes import pathstar_run
+from geomlib.presets import GPT, PathStarRun, Stage, plain
+from geomlib.recipes import timed_pathstar_run
+from geomlib.train import TrainConfig
 
-BASE = dict(
-    d=500, l=5, model=dict(kind="gpt", n_layer=2, n_head=4, n_embd=128), precision="bf16", eval_every=250,
-    stages=[dict(data="edges", steps=1000, lr=1e-2, warmup=50, weight_decay=0.01, final_lr_ratio=0.1),
-            dict(data="mixed", steps=20000, lr=1e-3, schedule="constant", weight_decay=0.5, batch=2048)],
-)
+BASE = PathStarRun(
+    d=500, l=5, model=GPT(n_layer=2, n_head=4, n_embd=128), precision="bf16", eval_every=250,
+    stages=(Stage("edges", TrainConfig(steps=1000, lr=1e-2, warmup=50, weight_decay=0.01, final_lr_ratio=0.1)),
+            Stage("mixed", TrainConfig(steps=20000, lr=1e-3, schedule="constant", weight_decay=0.5), batch=2048)))
 
 
-def variant(**mixed):
-    cfg = copy.deepcopy(BASE)
-    top = {k: mixed.pop(k) for k in list(mixed) if k in ("d", "l", "model", "task", "edge_steps")}
-    if "edge_steps" in top:
-        cfg["stages"][0]["steps"] = top.pop("edge_steps")
-    cfg.update(top)
-    cfg["stages"][1].update(mixed)
-    return cfg
+def variant(**mixed) -> PathStarRun:
+    """BASE with the mixed stage's settings changed (and ``d``, ``task`` options or ``edge_steps``)."""
+    edges, mix = BASE.stages
+    if "edge_steps" in mixed:
+        edges = replace(edges, train=replace(edges.train, steps=mixed.pop("edge_steps")))
+    top = {k: mixed.pop(k) for k in list(mixed) if k in ("d", "l", "model")}
+    top.update(mixed.pop("task", {}))
+    stage = {k: mixed.pop(k) for k in list(mixed) if k in ("batch", "path_fraction")}
+    return replace(BASE, stages=(edges, replace(mix, train=replace(mix.train, **mixed), **stage)), **top)
 
 
 VARIANTS = {
@@ -77,10 +79,10 @@ def main() -> int:
         print(f"[{row['seconds']:6.0f}s] step {row['step']:6d} " + " ".join(
             f"{k}={row[k]:.3f}" for k in ("test_full", "test_n1", "probe", "train_full") if k in row), flush=True)
 
-    _, _, hist = pathstar_run(cfg, seed=args.seed, progress=False, on_eval=log, max_seconds=args.minutes * 60)
+    _, _, hist = timed_pathstar_run(cfg, args.seed, args.minutes * 60, on_eval=log, progress=False)
     rows = hist.rows
     t90 = next((r["seconds"] for r in rows if r.get("test_full", 0) >= 0.9), None)
-    out = dict(variant=args.variant, seed=args.seed, config=cfg, threads=torch.get_num_threads(),
+    out = dict(variant=args.variant, seed=args.seed, config=plain(cfg), threads=torch.get_num_threads(),
                torch=torch.__version__, seconds_to_0_9=t90, best=max(r.get("test_full", 0) for r in rows),
                final=rows[-1].get("test_full"),
                curve=[[r["step"], r["seconds"], r.get("test_full"), r.get("test_n1"), r.get("probe"),

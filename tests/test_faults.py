@@ -16,6 +16,7 @@ import sys
 import textwrap
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -28,7 +29,7 @@ from geomlib.claims import check_claim, drop_chapter_rows, ledger_path, read_led
 from geomlib.fileio import clean_stale, write_json_atomic
 from geomlib.graphs import cycle, grid, path_star
 from geomlib.models import LinearNet, Node2Vec
-from geomlib.presets import derive, get_preset
+from geomlib.presets import get_preset
 from geomlib.tasks import Vocab, edge_examples, path_examples, pathstar_task
 from geomlib.train import TrainConfig, set_seed
 
@@ -327,15 +328,18 @@ def test_a_split_with_too_few_arms_names_the_smallest_that_works():
 
 
 def test_override_types_are_checked_where_they_enter():
-    with pytest.raises(TypeError, match="pathstar.d must be a int"):
-        get_preset("pathstar", "cpu", d="500")
-    with pytest.raises(TypeError, match="stages__1__lr"):
-        derive(get_preset("pathstar"), stages__1__lr="fast")
+    run = get_preset("path_finding_from_memory", "cpu").run
+    with pytest.raises(TypeError, match="PathStarRun.d must be int"):
+        replace(run, d="500")
+    with pytest.raises(TypeError, match="lr must be a number"):
+        replace(run.stages[1], train=replace(run.stages[1].train, lr="fast"))
+    with pytest.raises(TypeError, match="Stage.batch must be"):
+        replace(run.stages[1], batch=2048.0)
     with pytest.raises(TypeError, match="steps must be an integer"):
         TrainConfig(steps="100")
     with pytest.raises(TypeError, match="lr must be a number"):
         TrainConfig(steps=1, lr="1e-3")
-    assert derive(get_preset("pathstar"), stages__1__lr=1)["stages"][1]["lr"] == 1  # an int for a float: fine
+    assert replace(run.stages[1].train, lr=1).lr == 1  # an int for a float: fine
 
 
 # ----------------------------------------------------------------------------- 7. messages, not tracebacks

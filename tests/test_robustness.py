@@ -48,6 +48,22 @@ def test_summary_and_pass_rates(tmp_path):
     assert seeds_text(None) == "not run"
 
 
-def test_preset_reads_include_the_hidden_node2vec_start():
-    assert robustness.preset_reads("interventions") == ["interventions", "spectral_bias"]
-    assert robustness.preset_reads("geometry_explains") == ["pathstar", "pathstar_frozen"]
+def test_preset_hash_covers_values_shared_between_chapters():
+    """The interventions' Node2Vec start is the spectral-bias chapter's recipe: a change there
+    changes the interventions' hash (the value is part of the interventions preset)."""
+    from dataclasses import replace
+
+    from geomlib import presets
+
+    before = robustness.preset_hash("interventions")
+    spectral = presets.PRESETS["spectral_bias"]["cpu"]
+    variants = presets.PRESETS["interventions"]["cpu"].variants
+    assert variants["Node2Vec-initialised embeddings"].emb_init == spectral.recipe
+    changed = replace(variants["Node2Vec-initialised embeddings"],
+                      emb_init=replace(spectral.recipe, train=replace(spectral.recipe.train, lr=0.5)))
+    old = presets.PRESETS["interventions"]["cpu"]
+    presets.PRESETS["interventions"]["cpu"] = replace(old, variants={**variants, "Node2Vec-initialised embeddings": changed})
+    try:
+        assert robustness.preset_hash("interventions") != before
+    finally:
+        presets.PRESETS["interventions"]["cpu"] = old

@@ -1,18 +1,22 @@
 """The sweep runner: a tiny phase diagram through submitit's local executor, end to end."""
 import json
+from dataclasses import replace
 
 import pytest
 
-from geomlib.presets import derive, get_preset
+from geomlib.presets import GPT, get_preset
 from geomlib.sweep import main, phase_diagram_cells, run_sweep
 
 pytest.importorskip("submitit")
 
 
 def _tiny_cells() -> dict:
-    base = derive(get_preset("scaling")["base"], d=4, l=3, model__n_layer=1, model__n_embd=16, eval_every=5)
-    base["stages"] = [dict(base["stages"][0], steps=5, eval_every=5), dict(base["stages"][1], steps=5, batch=16)]
-    return {("arms d", 4): base, ("arms d", 6): derive(base, d=6)}
+    base = get_preset("scaling").base
+    edges, mixed = base.stages
+    base = replace(base, d=4, l=3, model=GPT(n_layer=1, n_head=1, n_embd=16), eval_every=5,
+                   stages=(replace(edges, train=replace(edges.train, steps=5, eval_every=5)),
+                           replace(mixed, train=replace(mixed.train, steps=5), batch=16)))
+    return {("arms d", 4): base, ("arms d", 6): replace(base, d=6)}
 
 
 def test_a_tiny_sweep_runs_locally_and_never_recomputes_a_finished_cell(tmp_path, monkeypatch, capsys):
@@ -33,9 +37,9 @@ def test_a_tiny_sweep_runs_locally_and_never_recomputes_a_finished_cell(tmp_path
 def test_the_phase_diagram_cells_are_one_axis_at_a_time():
     cfg = get_preset("scaling")
     cells = phase_diagram_cells(cfg)
-    assert len(cells) == len(cfg["arms"]) + len(cfg["lengths"]) + len(cfg["sizes"])
-    assert cells["arms d", 25]["d"] == 25 and cells["arms d", 25]["l"] == cfg["base"]["l"]
-    assert cells["model (layers x width)", "2x256"]["model"]["n_embd"] == 256
+    assert len(cells) == len(cfg.arms) + len(cfg.lengths) + len(cfg.sizes)
+    assert cells["arms d", 25].d == 25 and cells["arms d", 25].l == cfg.base.l
+    assert cells["model (layers x width)", "2x256"].model.n_embd == 256
 
 
 def test_bad_sweep_arguments_are_refused_before_any_job(tmp_path, capsys):

@@ -1,4 +1,6 @@
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -88,58 +90,73 @@ def test_wsd_schedule():
         TrainConfig(steps=1, decay_fraction=0.0)
 
 
+def _tiny_run(**changes):
+    """The book's path-star recipe shrunk to seconds: d = 8, l = 4, a 1 x 16 GPT, 4 + 2 steps."""
+    from geomlib.presets import GPT, PATHSTAR_CPU
+    edges, mixed = PATHSTAR_CPU.stages
+    run = replace(PATHSTAR_CPU, d=8, l=4, model=GPT(n_layer=1, n_head=1, n_embd=16), stages=(
+        replace(edges, train=replace(edges.train, steps=4, eval_every=2)),
+        replace(mixed, train=replace(mixed.train, steps=2), batch=16)))
+    return replace(run, **changes)
+
+
 def test_recipe_stages_and_cache(tmp_path, monkeypatch):
-    from geomlib.presets import get_preset
     from geomlib.recipes import pathstar_run, stage_batches
     monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
-    cfg = get_preset("pathstar", d=8, l=4, model=dict(kind="gpt", n_layer=1, n_head=1, n_embd=16), precision="fp32")
-    cfg["stages"][0].update(steps=6, eval_every=3)
-    cfg["stages"][1].update(steps=4, batch=16)
-    task, model, hist = pathstar_run(cfg, progress=False)
+    base = _tiny_run(precision="fp32")
+    edges, mixed = base.stages
+    run = replace(base, stages=(replace(edges, train=replace(edges.train, steps=6, eval_every=3)),
+                                replace(mixed, train=replace(mixed.train, steps=4))))
+    task, model, hist = pathstar_run(run, progress=False)
     assert hist["step"].tolist() == [0, 3, 6, 10] and hist.meta["stage_starts"] == [0, 6]
-    assert {"test_full", "test_n1", "test_n1_tf", "train_full", "edge_top1_neighbour", "probe", "probe_k1"} <= set(hist.last)
-    _, _, again = pathstar_run(cfg, progress=False)  # from the cache: identical record
+    assert {"test_full", "test_n1", "test_n1_tf", "train_full", "edge_top1_neighbour", "probe", "probe_k1",
+            "test_pos0", "test_pos3", "test_tf_pos1"} <= set(hist.last)
+    _, _, again = pathstar_run(run, progress=False)  # from the cache: identical record
     assert again.rows == hist.rows
     streams, sizes = stage_batches(task, "mixed", 100, 0.25)
     assert sizes == {"edges": 75, "paths": 25}
     with pytest.raises(ValueError):
         stage_batches(task, "mixed", 100, 1.5)
-    with pytest.raises(ValueError):
-        get_preset("pathstar", "gpu")
-    with pytest.raises(ValueError):
-        get_preset("pathstar", dd=3)
 
 
-def test_derive_changes_nested_keys_and_rejects_typos():
-    from geomlib.presets import derive, get_preset
-    base = get_preset("scaling")["base"]
-    c = derive(base, d=50, model__n_embd=64, stages__1__steps=7)
-    assert (c["d"], c["model"]["n_embd"], c["stages"][1]["steps"]) == (50, 64, 7)
-    assert base["d"] == 100 and base["model"]["n_embd"] == 128  # the base is untouched
-    with pytest.raises(KeyError, match="modle"):
-        derive(base, modle__n_embd=64)
+def test_presets_are_typed_and_named_after_chapters():
+    from geomlib.presets import PRESETS, get_preset
+    book = {p.stem for p in (Path(__file__).resolve().parents[1] / "book").glob("*.ipynb")} - {"report"}
+    assert set(PRESETS) == book  # one preset per chapter, named after its notebook
+    cfg = get_preset("path_finding_from_memory")
+    with pytest.raises(TypeError, match="PathStarRun.d must be int"):
+        replace(cfg.run, d="500")
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        replace(cfg.run, dd=3)
+    with pytest.raises(ValueError, match="unknown preset 'gpu'"):
+        get_preset("path_finding_from_memory", "gpu")
+    with pytest.raises(KeyError, match="unknown chapter"):
+        get_preset("pathstar")
+    assert replace(cfg.run, d=200).d == 200 and cfg.run.d == 500  # a variant; the preset is untouched
+    cfg2 = get_preset("path_finding_from_memory")
+    assert cfg2 == cfg and cfg2 is not cfg
 
 
 def test_geometric_interventions(tmp_path, monkeypatch):
     """Node2Vec-initialised embeddings and the auxiliary Node2Vec loss change the run; a bad
     option is an error, not a silent plain run."""
     from geomlib.models import node2vec_loss
-    from geomlib.presets import derive, get_preset
+    from geomlib.presets import get_preset
     from geomlib.recipes import pathstar_run
     monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
-    base = derive(get_preset("interventions")["base"], d=6, l=4, precision="fp32",
-                  model=dict(kind="gpt", n_layer=1, n_head=1, n_embd=16, emb_init_std=None))
-    base["stages"][0].update(steps=4, eval_every=4)
-    base["stages"][1].update(steps=2, batch=16)
+    base = _tiny_run(d=6, precision="fp32")
+    base = replace(base, stages=(replace(base.stages[0], train=replace(base.stages[0].train, eval_every=4)),
+                                 base.stages[1]))
+    node2vec = get_preset("spectral_bias").recipe
     _, plain, h0 = pathstar_run(base, progress=False)
-    _, init, h1 = pathstar_run(derive(base, emb_init="node2vec"), progress=False)
-    _, aux, h2 = pathstar_run(derive(base, aux_node2vec=1.0), progress=False)
+    _, init, h1 = pathstar_run(replace(base, emb_init=node2vec), progress=False)
+    _, aux, h2 = pathstar_run(replace(base, aux_node2vec=1.0), progress=False)
     assert h0.rows[0]["loss"] is None and h1.rows[-1]["loss"] != h0.rows[-1]["loss"] != h2.rows[-1]["loss"]
     assert h0.at(4)["step"] == 4
     with pytest.raises(KeyError):
         h0.at(5)
-    with pytest.raises(ValueError, match="emb_init"):
-        pathstar_run(derive(base, emb_init="laplacian"), progress=False)
+    with pytest.raises(TypeError, match="emb_init"):
+        replace(base, emb_init="laplacian")
     E = torch.randn(5, 3, requires_grad=True)
     pairs = torch.tensor([[0, 1], [1, 0], [1, 2]])
     loss = node2vec_loss(E, pairs)
@@ -149,13 +166,14 @@ def test_geometric_interventions(tmp_path, monkeypatch):
 
 def test_a_recipe_resumed_from_its_checkpoint_ends_exactly_as_an_uninterrupted_run(tmp_path):
     from geomlib.evaluate import pathstar_metrics
+    from geomlib.presets import Stage
     from geomlib.recipes import run_recipe
     from geomlib.tasks import pathstar_task
     from geomlib.train import set_seed
 
     task = pathstar_task(6, 3, seed=0)
-    stages = [dict(data="edges", steps=6, lr=1e-2, batch=8, eval_every=2),
-              dict(data="mixed", steps=6, lr=1e-2, batch=8, path_fraction=0.25, eval_every=2)]
+    stages = (Stage("edges", TrainConfig(steps=6, lr=1e-2, eval_every=2), batch=8),
+              Stage("mixed", TrainConfig(steps=6, lr=1e-2, eval_every=2), batch=8, path_fraction=0.25))
 
     def run(checkpoint=None, on_checkpoint=None):
         set_seed(0)
@@ -190,21 +208,13 @@ def test_a_recipe_resumed_from_its_checkpoint_ends_exactly_as_an_uninterrupted_r
     assert h1.meta["stage_starts"] == h0.meta["stage_starts"] and h1.meta["steps_run"] == h0.meta["steps_run"]
 
 
-def _tiny_pathstar():
-    from geomlib.presets import get_preset
-    cfg = get_preset("pathstar", d=8, l=4, model=dict(kind="gpt", n_layer=1, n_head=1, n_embd=16))
-    cfg["stages"][0].update(steps=4, eval_every=2)
-    cfg["stages"][1].update(steps=2, batch=16)
-    return cfg
-
-
 def test_cache_key_follows_library_torch_and_precision(tmp_path, monkeypatch):
     """A change to geomlib's source, the torch version or the precision "auto" resolves to
     retrains instead of reusing the cached model."""
     from geomlib import provenance, recipes
     monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
     monkeypatch.setenv("GEOMLIB_PRECISION", "fp32")
-    cfg = _tiny_pathstar()
+    cfg = _tiny_run()
     entries = lambda: sorted(p.name for p in tmp_path.iterdir() if p.is_dir())  # noqa: E731
     recipes.pathstar_run(cfg, progress=False)
     recipes.pathstar_run(cfg, progress=False)
@@ -252,3 +262,22 @@ def test_precision_auto_resolves_to_the_hardware_or_the_environment(monkeypatch)
         resolve_precision("auto")
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(steps=1, precision="half")
+
+
+def test_a_change_to_a_shared_preset_recomputes_the_runs_that_embed_it(tmp_path, monkeypatch):
+    """The interventions' Node2Vec start *is* the spectral-bias chapter's recipe (the same value,
+    embedded in the interventions preset): editing that recipe changes the dependent run's cache
+    key, so its cached model is not reused."""
+    from geomlib.presets import get_preset
+    from geomlib.recipes import pathstar_run
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    spectral = get_preset("spectral_bias").recipe
+    assert get_preset("interventions").variants["Node2Vec-initialised embeddings"].emb_init == spectral
+    entries = lambda: sorted(p.name for p in tmp_path.iterdir() if p.is_dir())  # noqa: E731
+    run = _tiny_run(emb_init=replace(spectral, train=replace(spectral.train, steps=20)), precision="fp32")
+    pathstar_run(run, progress=False)
+    pathstar_run(run, progress=False)
+    assert len(entries()) == 1
+    edited = replace(run.emb_init, train=replace(run.emb_init.train, lr=0.5))  # an edit to the spectral-bias recipe
+    pathstar_run(replace(run, emb_init=edited), progress=False)
+    assert len(entries()) == 2

@@ -24,12 +24,13 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from geomlib.fileio import write_json_atomic
-from geomlib.presets import derive, get_preset
+from geomlib.presets import PATHSTAR_CPU, RELEASE_RECIPE, PathStarRun, plain
 from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.recipes import pathstar_run
 
@@ -38,62 +39,62 @@ DATA = ROOT / "data"
 SWITCH = 0.9  # held-out full-path accuracy that counts as "path-finding from memory has appeared"
 
 
-def headline_config() -> dict:
-    """The `pathstar` cpu recipe at the paper's cell. The edge stage cannot be full-batch at 10^5
-    edge examples (about 50 s a step here), so it runs minibatches of 4,096 (25 steps an epoch,
-    2,000 steps = 80 epochs); the mixed stage keeps the recipe's batch of 2,048 with a quarter
-    paths. Evaluation (and a checkpoint) every 100 steps; held-out paths: all 2,500."""
-    base = get_preset("pathstar", "cpu")
-    edges, mixed = base["stages"]
-    return derive(base, d=10_000, l=6, eval_every=100,
-                  stages=[dict(edges, steps=2000, batch=4096, warmup=100, eval_every=100),
-                          dict(mixed, steps=4000, eval_every=100)])
+def headline_config() -> PathStarRun:
+    """The book's path-star recipe at the paper's cell. The edge stage cannot be full-batch at
+    10^5 edge examples (about 50 s a step here), so it runs minibatches of 4,096 (25 steps an
+    epoch, 2,000 steps = 80 epochs); the mixed stage keeps the recipe's batch of 2,048 with a
+    quarter paths. Evaluation (and a checkpoint) every 100 steps; held-out paths: all 2,500."""
+    edges, mixed = PATHSTAR_CPU.stages
+    return replace(PATHSTAR_CPU, d=10_000, l=6, eval_every=100, stages=(
+        replace(edges, batch=4096, train=replace(edges.train, steps=2000, warmup=100, eval_every=100)),
+        replace(mixed, train=replace(mixed.train, steps=4000, eval_every=100))))
 
 
-def release_ablation() -> dict[str, tuple[str, dict]]:
-    """The release recipe, and the release recipe with one of the book's choices swapped in:
-    name -> (what changed, config). Every run stops at the release's length at the latest."""
-    rel = get_preset("pathstar_release", "cpu")
-    stage = rel["stages"][0]
-    ours = get_preset("pathstar", "cpu")
-    our_edges, our_mixed = ours["stages"]
-    stop = dict(stop_at=SWITCH, stop_patience=2)
+def release_ablation() -> dict[str, tuple[str, PathStarRun]]:
+    """The release recipe (cpu scale), and the release recipe with one of the book's choices
+    swapped in: name -> (what changed, run). Every run stops at the release's length at the latest."""
+    rel = RELEASE_RECIPE["cpu"]
+    stage = rel.stages[0]
+    our_edges, our_mixed = PATHSTAR_CPU.stages
+    stopping = replace(rel, stop_at=SWITCH, stop_patience=2)
 
-    def one(what: str, **stage_changes) -> tuple[str, dict]:
-        return what, dict(rel, stages=[dict(stage, **stage_changes)], **stop)
+    def one(what: str, stage_changes: dict | None = None, **train_changes) -> tuple[str, PathStarRun]:
+        changed = replace(stage, train=replace(stage.train, **train_changes), **(stage_changes or {}))
+        return what, replace(stopping, stages=(changed,))
 
-    runs = {
+    m = our_mixed.train
+    return {
         "release": ("the release recipe, every value as the release (runs to its end)", rel),
         "ablation: path share 0.25": one("a quarter of every batch is paths (the release: their natural share, 8.6%)",
-                                         path_fraction=our_mixed["path_fraction"]),
+                                         dict(path_fraction=our_mixed.path_fraction)),
         "ablation: weight decay 1.0": one("weight decay 1.0 on the matrices (the release: 0.01 on every parameter)",
-                                          weight_decay=our_mixed["weight_decay"], decay_all=False),
+                                          weight_decay=m.weight_decay, decay_all=False),
         "ablation: lr 2e-3, warmup-stable-decay": one(
             "lr 2e-3 held, then a cosine over the second half to 0.05 lr, no warmup (the release: 5e-4, warmup "
-            "1,000 then cosine to lr/10)", lr=our_mixed["lr"], schedule="wsd", decay_fraction=our_mixed["decay_fraction"],
-            final_lr_ratio=our_mixed["final_lr_ratio"], warmup=0),
+            "1,000 then cosine to lr/10)", lr=m.lr, schedule="wsd", decay_fraction=m.decay_fraction,
+            final_lr_ratio=m.final_lr_ratio, warmup=0),
         "ablation: betas (0.9, 0.95), clip 1.0": one("AdamW betas (0.9, 0.95) and gradient clipping at 1.0 (the release: "
                                                      "(0.9, 0.999), no clipping)", betas=(0.9, 0.95), grad_clip=1.0),
         "ablation: small positional init": (
             "positional embeddings N(0, 0.02) and GPT-2's residual scaling (the release: N(0, 1), no scaling)",
-            dict(rel, model=dict(rel["model"], pos_init_std=None, scaled_residual_init=True), **stop)),
+            replace(stopping, model=replace(rel.model, pos_init_std=None, scaled_residual_init=True))),
         "ablation: edge stage first": (
             "300 edge-only steps first (lr 1e-2, warmup 50, full batch), then the release's stage",
-            dict(rel, stages=[dict(our_edges, eval_every=rel["eval_every"]), stage], **stop)),
-        "ours": ("the book's `pathstar` cpu recipe (every change at once, and its shorter schedule)",
-                 dict(ours, **stop)),
+            replace(stopping, stages=(replace(our_edges, train=replace(our_edges.train, eval_every=rel.eval_every)),
+                                      stage))),
+        "ours": ("the book's path-star recipe (every change at once, and its shorter schedule)",
+                 replace(PATHSTAR_CPU, stop_at=SWITCH, stop_patience=2)),
     }
-    return runs
 
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
 
 
-def run_one(run: str, name: str, what: str, cfg: dict, seed: int, out: Path, command: str) -> dict:
+def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Path, command: str) -> dict:
     commit, started = git_commit(), time.time()
     previous = json.loads(out.read_text()) if out.exists() else {}
-    sessions = previous.get("sessions", []) if previous.get("config") == json.loads(json.dumps(cfg)) else []
+    sessions = previous.get("sessions", []) if previous.get("config") == plain(cfg) else []
 
     def publish(history, finished: bool = False) -> None:
         rows = history.rows
@@ -102,7 +103,7 @@ def run_one(run: str, name: str, what: str, cfg: dict, seed: int, out: Path, com
             "run": run, "name": name, "what": what, "seed": seed,
             "status": "finished" if finished else "running (resumable: run the command again to continue)",
             "command": command, "commit": commit, "geomlib": library_fingerprint(), "hardware": hardware(),
-            "torch": str(torch.__version__), "threads": torch.get_num_threads(), "config": cfg,
+            "torch": str(torch.__version__), "threads": torch.get_num_threads(), "config": plain(cfg),
             "sessions": sessions + [{"started": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)),
                                      "wall_seconds": round(time.time() - started)}],
             "train_seconds": rows[-1]["seconds"] if rows else 0.0, "steps": rows[-1]["step"] if rows else 0,
@@ -110,8 +111,7 @@ def run_one(run: str, name: str, what: str, cfg: dict, seed: int, out: Path, com
             f"seconds_to_{SWITCH}": None if first is None else first["seconds"],
             "rows": rows})
 
-    _, _, history = pathstar_run(cfg, seed=seed, name=f"long-{_slug(name)}", resumable=True, on_checkpoint=publish,
-                                 progress=True)
+    _, _, history = pathstar_run(cfg, seed, resumable=True, on_checkpoint=publish, progress=True)
     publish(history, finished=True)
     last = history.last
     print(f"{name} (seed {seed}): finished at step {last['step']}: held-out full path {last['test_full']:.3f}")
@@ -124,6 +124,7 @@ def main(argv=None) -> int:
     ap.add_argument("only", nargs="*", help="release: the runs to do (default: all, in order)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--redo", action="store_true", help="run finished runs again")
     args = ap.parse_args(argv)
     runs = {"headline_cpu": {"headline_cpu": ("the paper's headline cell on a CPU: path-star d=10^4, l=6, 2x128 "
                                               "GPT, `pathstar` cpu recipe scaled", headline_config())},
@@ -144,9 +145,8 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             out = (DATA / "headline_cpu.json" if args.run == "headline_cpu"
                    else DATA / "pathstar_release" / f"{_slug(name)}-seed{seed}.json")
-            if out.exists() and json.loads(out.read_text()).get("status") == "finished" \
-                    and json.loads(out.read_text()).get("config") == json.loads(json.dumps(cfg)):
-                print(f"{name} (seed {seed}): already finished ({out.relative_to(ROOT)})")
+            if out.exists() and json.loads(out.read_text()).get("status") == "finished" and not args.redo:
+                print(f"{name} (seed {seed}): already finished ({out.relative_to(ROOT)}; --redo runs it again)")
                 continue
             out.parent.mkdir(parents=True, exist_ok=True)
             run_one(args.run, name, what, cfg, seed, out, command)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ import torch
 from geomlib.cache import config_hash
 from geomlib.claims import read_ledger, tally
 from geomlib.fileio import locked, write_json_atomic
-from geomlib.presets import PRESETS
+from geomlib.presets import PRESETS, plain
 from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.train import resolve_precision
 
@@ -43,23 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "robustness.json"
 COMMAND = "make robustness"
 
-# Presets a chapter reads without naming them (the Node2Vec start of an intervention).
-IMPLICIT_READS = {"interventions": ["spectral_bias"]}
-
-
-def preset_reads(chapter: str, book: Path = ROOT / "book") -> list[str]:
-    """The experiments whose presets ``chapter`` reads (``get_preset("...")`` in its code)."""
-    nb = json.loads((book / f"{chapter}.ipynb").read_text())
-    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-    names = set(re.findall(r"get_preset\(\s*[\"'](\w+)[\"']", code))
-    for name in list(names):
-        names.update(IMPLICIT_READS.get(name, []))
-    return sorted(names)
-
-
-def preset_hash(chapter: str, preset: str = "cpu", book: Path = ROOT / "book") -> str:
-    """A hash of every preset ``chapter`` reads, at ``preset``: what makes an entry stale."""
-    return config_hash({name: PRESETS[name][preset] for name in preset_reads(chapter, book)})
+def preset_hash(chapter: str, preset: str = "cpu") -> str:
+    """A hash of every value of ``chapter``'s preset ``preset`` (its typed preset holds every run it
+    makes, including any value shared with another chapter): what makes an entry stale."""
+    return config_hash({"chapter": chapter, "preset": plain(PRESETS[chapter][preset])})
 
 
 def summarise(runs: dict, precision: str) -> dict:
@@ -130,7 +116,7 @@ def main(argv=None) -> int:
     for precision, seed in plan:  # a seed at a time: every chapter gets its first seeds first
         for ch in names:
             key = f"{ch}|{precision}|{seed}"
-            if not args.redo and done.get(key, {}).get("preset_hash") == preset_hash(ch, args.preset, book):
+            if not args.redo and done.get(key, {}).get("preset_hash") == preset_hash(ch, args.preset):
                 continue
             todo.append((ch, precision, seed, key))
     print(f"{len(todo)} chapter run(s) to do ({len(plan) * len(names) - len(todo)} already recorded) -> {args.out}",
@@ -139,7 +125,7 @@ def main(argv=None) -> int:
         print(f"[{i}/{len(todo)}] {ch}, {precision}, seed {seed} ...", end=" ", flush=True)
         rows, seconds, error = run_chapter(ch, seed, precision, args.build, args.preset)
         run = {"chapter": ch, "seed": seed, "precision": precision, "preset": args.preset,
-               "preset_hash": preset_hash(ch, args.preset, book), "library": library_fingerprint(),
+               "preset_hash": preset_hash(ch, args.preset), "library": library_fingerprint(),
                "commit": git_commit(), "torch": torch.__version__, "cpu": hardware(),
                "threads": torch.get_num_threads(), "seconds": round(seconds, 1), "error": error,
                "claims": {k: {f: v[f] for f in ("measured", "op", "threshold", "status")} for k, v in rows.items()}}

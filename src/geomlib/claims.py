@@ -52,6 +52,7 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     "geometry.control_chance": ("<=", "10 x chance (10/d)"),
     "cascade.before_any_path": ("<=", "the last step of the edge-only stage"),
     "cascade.n1_no_lag": ("<=", "one evaluation interval of the mixed stage"),
+    "cascade.parent_not_first": ("<=", 0.1),  # a reverse cascade: near 1; a forward read-out: <= 0 (one leaf: 0.008)
     "local.recall": (">=", 1.0),
     "local.peak_level": (">=", 0.5),
     "local.settles": (">=", 0.1),
@@ -408,6 +409,13 @@ def verdict(chapter: str, ledger: Path | str | None = None) -> Verdict:
     return Verdict(chapter, rows)
 
 
+class _Text(str):
+    """A text glued into prose without quotes (its repr is itself)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 CHAPTER_PARAMETERS = ("preset", "seed")  # what a chapter's `parameters` cell declares
 
 
@@ -440,6 +448,8 @@ class Chapter:
     interface through which it records its claims and shows its verdict box.
 
         ch = Chapter("path_finding_from_memory", preset, seed)
+        cfg = ch.config                    # the chapter's typed preset (geomlib.presets)
+        ch.setup_table()                   # where that preset departs from the authors' release
         ch.check("pathstar.heldout_full_path", value, ">=", 0.9, paper=..., description=...)
         ch.verdict()
 
@@ -457,6 +467,32 @@ class Chapter:
         if preset not in preset_names():
             raise ValueError(f"preset {preset!r} is not a preset; choose from {preset_names()}")
         self.name, self.preset, self.seed = name, preset, check_seed(seed)
+
+    @property
+    def config(self):
+        """This chapter's preset (a copy): ``get_preset(name, preset)``."""
+        from .presets import get_preset
+
+        return get_preset(self.name, self.preset)
+
+    def setup_table(self):
+        """The table of every setting where this chapter's preset departs from the authors'
+        release, with the release's value and the reason (generated from the preset)."""
+        from .presets import setup_table
+
+        return setup_table(self.name, self.preset)
+
+    @staticmethod
+    def glue(name: str, value) -> None:
+        """Make ``value`` (a number or a text) quotable in the chapter's prose as
+        ``{glue:}`name``` (numbers also ``{glue:text}`name:.2f```): the prose quotes this run,
+        never a retyped number. Needs myst-nb (the book build); elsewhere, e.g. in Colab, nothing
+        is stored and the prose shows the name."""
+        try:
+            from myst_nb import glue
+        except ImportError:
+            return
+        glue(name, _Text(value) if isinstance(value, str) else value, display=False)
 
     def check(self, claim: str, measured: float, op: str, threshold: float, **kwargs) -> ClaimResult:
         """:func:`check_claim` with this chapter's name, preset and seed."""

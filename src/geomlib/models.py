@@ -1,7 +1,7 @@
 """The models of the paper, in plain torch.
 
 Every model maps a batch of token rows ``idx`` (B, T) to next-token logits and, given
-``targets`` (B, T) with :data:`~geomlib.tasks.IGNORE` where no loss is taken, returns
+``targets`` (B, T), negative where no loss is taken (the tasks write ``IGNORE = -100`` there), returns
 ``(logits, loss)`` with logits computed **only at the target positions** (the output matmul
 over the vocabulary dominates the cost on CPU).
 
@@ -16,13 +16,11 @@ have no context, the query node *is* the input.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from .tasks import IGNORE
 
 __all__ = ["GPTConfig", "GPT", "MambaConfig", "Mamba", "LinearNet", "Node2Vec", "build_model", "count_parameters"]
 
@@ -31,7 +29,7 @@ def _logits_and_loss(h: torch.Tensor, targets: torch.Tensor | None, head):
     """Apply ``head`` at target positions only and return (logits, mean cross-entropy)."""
     if targets is None:
         return head(h), None
-    mask = targets != IGNORE
+    mask = targets >= 0  # a negative target (the tasks' IGNORE) takes no loss
     logits = head(h[mask])
     loss = F.cross_entropy(logits.float(), targets[mask])
     return logits, loss
@@ -42,7 +40,7 @@ def _node_rows(idx: torch.Tensor, targets: torch.Tensor | None, num_nodes: int) 
     target positions (all of them without targets): those must be node ids, else a clear error.
     A prefix token such as ``[EDGE]`` elsewhere is never read; it is mapped to a valid row only so
     that the whole batch can be indexed (and dropped out) in one go."""
-    q = idx if targets is None else idx[targets != IGNORE]
+    q = idx if targets is None else idx[targets >= 0]
     if q.numel() and (int(q.min()) < 0 or int(q.max()) >= num_nodes):
         bad = q[(q < 0) | (q >= num_nodes)][0].item()
         raise ValueError(f"token {bad} is not a node id in 0..{num_nodes - 1}: the shallow models are queried "
@@ -415,6 +413,3 @@ def build_model(kind: str, **config) -> nn.Module:
         raise ValueError(f"bad {kind} config: {e}") from None
     raise ValueError(f"unknown model kind {kind!r}; choose from {sorted(_MODELS) + sorted(_SHALLOW)}")
 
-
-def model_config(model: nn.Module) -> dict:
-    return asdict(model.config)

@@ -6,7 +6,6 @@ import numpy as np
 
 from .geometry import cosine_matrix, pca
 from .graphs import Graph
-from .train import History
 
 __all__ = ["style", "cosine_heatmap", "adjacency_heatmap", "pca_plot", "curves", "stage_marker", "spectral_profile_plot",
            "cosine_distance_plot"]
@@ -65,9 +64,10 @@ def pca_plot(ax, E, graph: Graph, title: str = "PCA of node embeddings", draw_ed
     return sc
 
 
-def curves(ax, history: History, keys: dict[str, str], title: str = "", x: str = "step", ylabel: str = "accuracy",
+def curves(ax, history, keys: dict[str, str], title: str = "", x: str = "step", ylabel: str = "accuracy",
            chance: float | None = None):
-    """Plot ``history[key]`` for each ``{key: label}`` against steps (or ``x="seconds"``)."""
+    """Plot ``history[key]`` for each ``{key: label}`` against steps (or ``x="seconds"``); ``history``
+    is a :class:`~geomlib.train.History` or anything indexed by metric name the same way."""
     xs = history[x]
     for i, (key, label) in enumerate(keys.items()):
         ax.plot(xs, history[key], label=label, color=COLORS[i % 10], lw=1.6)

@@ -1,13 +1,21 @@
 """The paper's training recipes for the in-weights path-star task, as one call.
 
-A recipe is a list of stages run one after the other by the one trainer. Each stage names its
-data: ``"edges"`` (edge memorisation only) or ``"mixed"`` (edges and training paths in the same
-batches; ``path_fraction`` of each batch is paths, or their natural share when ``None``).
-*Staged* = an edges stage then a paths-only stage (``"paths"``); *mixed* = an edges stage then
-a mixed stage, which keeps replaying the edges (a small model forgets them otherwise).
+A recipe is a list of :class:`~geomlib.presets.Stage` run one after the other by the one
+trainer. Each stage names its data: ``"edges"`` (edge memorisation only), ``"paths"`` or
+``"mixed"`` (edges and training paths in the same batches; ``path_fraction`` of each batch is
+paths, or their natural share when ``None``). *Staged* = an edges stage then a paths-only
+stage; *mixed* = an edges stage (or none) then a mixed stage, which keeps replaying the edges.
+
+Three runners, one signature style ``runner(what, seed, *, options)``: :func:`pathstar_run`
+(a :class:`~geomlib.presets.PathStarRun`), :func:`edge_run` (a graph and an
+:class:`~geomlib.presets.EdgeRecipe`), :func:`incontext_run` (an
+:class:`~geomlib.presets.InContextRun`). A path-star run is three steps, each its own function:
+:func:`build_pathstar` (task and model), :func:`train_pathstar` (the recipe, with the run's
+geometric interventions) and the cache around them.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +26,22 @@ from .evaluate import edge_metrics, pathstar_metrics
 from .fileio import write_torch_atomic
 from .graphs import Graph
 from .models import build_model
+from .presets import EdgeRecipe, InContextRun, PathStarRun, Stage, model_kwargs, plain
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
-from .train import History, TrainConfig, default_device, resolve_precision, set_seed, train
+from .train import History, default_device, resolve_precision, set_seed, train
 
-__all__ = ["stage_batches", "run_recipe", "pathstar_run", "edge_run", "incontext_run"]
+__all__ = ["stage_batches", "run_recipe", "build_pathstar", "train_pathstar", "pathstar_run", "edge_run",
+           "incontext_run", "run_key"]
 
 
-def run_key(name: str, cfg: dict, seed: int, precision: str) -> dict:
-    """What a cached run depends on: the experiment, its full config, the seed, the thread count,
-    the precision it actually ran in ("auto" resolved on this machine), the torch version and a
+def run_key(kind: str, config, seed: int, precision: str) -> dict:
+    """What a cached run depends on: its kind, its full typed config (as data: every value,
+    including any preset it embeds, such as a Node2Vec start), the seed, the thread count, the
+    precision it actually ran in ("auto" resolved on this machine), the torch version and a
     fingerprint of geomlib's source (a change to the trainer or a metric recomputes)."""
     from .provenance import library_fingerprint
 
-    return {"experiment": name, "config": cfg, "seed": seed, "threads": torch.get_num_threads(),
+    return {"experiment": kind, "config": plain(config), "seed": seed, "threads": torch.get_num_threads(),
             "precision": resolve_precision(precision), "torch": torch.__version__, "geomlib": library_fingerprint()}
 
 
@@ -52,10 +63,12 @@ def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fractio
     return {"edges": task.edges, "paths": task.train_paths}, {"edges": batch - b_p, "paths": b_p}
 
 
-def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: list[dict], *, seed: int, precision: str,
+def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: tuple[Stage, ...], *, seed: int, precision: str,
                eval_every: int, evaluate=None, stop=None, progress=None, aux_loss=None,
                checkpoint: Path | None = None, on_checkpoint=None) -> History:
     """Run the stages in order on one model; one :class:`~geomlib.train.History` across all of them.
+    Stage ``i`` trains with seed ``seed + i``, the run's precision, and the run's ``eval_every``
+    unless the stage sets its own.
 
     ``checkpoint``: a file where the run's state (model, history, stage, trainer state) is saved
     after every evaluation; when it exists, the run resumes from it, exactly where it stopped.
@@ -77,16 +90,14 @@ def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: list[dict], *
     for i, st in enumerate(stages):
         if i < start_stage:
             continue
-        st = dict(st)
-        data, batch, frac = st.pop("data"), st.pop("batch", None), st.pop("path_fraction", None)
-        streams, sizes = stage_batches(task, data, batch, frac)
-        st.setdefault("eval_every", eval_every)  # a stage may evaluate more often (e.g. while geometry forms)
-        cfg = TrainConfig(**st, batch_size=sizes, precision=precision, seed=seed + i)
+        streams, sizes = stage_batches(task, st.data, st.batch, st.path_fraction)
+        cfg = replace(st.train, batch_size=sizes, precision=precision, seed=seed + i,
+                      eval_every=st.train.eval_every or eval_every)
         resuming = resume is not None and i == start_stage
         if not resuming:
             history.meta.setdefault("stage_starts", []).append(int(history.rows[-1]["step"]) if history.rows else 0)
         train(model, streams, cfg, evaluate=evaluate, stop=stop, progress=progress, history=history,
-              desc=f"stage {i + 1}/{len(stages)}: {data}", aux_loss=aux_loss,
+              desc=f"stage {i + 1}/{len(stages)}: {st.data}", aux_loss=aux_loss,
               checkpoint=(lambda s, i=i: save(i, s)) if checkpoint is not None else None,
               resume=resume if resuming else None)
         if checkpoint is not None:
@@ -96,80 +107,89 @@ def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: list[dict], *
     return history
 
 
-def pathstar_run(cfg: dict, seed: int = 0, retrain: bool = False, progress=None, name: str = "pathstar",
-                 on_eval=None, max_seconds: float | None = None, resumable: bool = False, on_checkpoint=None):
-    """Build the task and model of a path-star preset, train it with its recipe (or load the
-    cached result), and return ``(task, model, history)``.
-
-    ``cfg`` keys: ``d``, ``l``, ``task`` (extra :func:`~geomlib.tasks.pathstar_task` options), ``model`` (kind
-    and config), ``stages``, ``precision``, ``eval_every``, ``stop_at`` (stop once held-out full-path
-    accuracy has been >= this for ``stop_patience`` consecutive evaluations; None: never).
-    Optional geometric interventions (the "headroom" experiments): ``emb_init="node2vec"`` starts
-    the node-token embeddings from a 1-hop Node2Vec embedding of the graph (rescaled to the
-    model's init scale); ``aux_node2vec=w`` adds ``w`` times the Node2Vec loss of the node-token
-    embeddings to every step.
-
-    ``on_eval(row)`` sees every evaluation row (logging). ``max_seconds`` cuts training after a
-    wall-clock budget (benchmarks only): such a run depends on the machine, so it is not cached.
-
-    ``resumable=True`` (runs of hours): the run's state is saved in the cache after every
-    evaluation (``<name>-<hash>.ckpt``, keyed like the finished entry) and a run started again
-    with the same configuration continues from there; ``on_checkpoint(history)`` sees the
-    history after each save."""
-    task = pathstar_task(cfg["d"], cfg["l"], seed=seed, **cfg.get("task", {}))
-    model_cfg = dict(cfg["model"])
-    kind = model_cfg.pop("kind")
+def build_pathstar(run: PathStarRun, seed: int = 0) -> tuple[PathStarTask, torch.nn.Module]:
+    """The task (graph, vocabulary, edge and path examples) and the untrained model of ``run``."""
+    task = pathstar_task(run.d, run.l, seed=seed, hardest_token=run.hardest_token, self_edges=run.self_edges)
+    kind, kwargs = model_kwargs(run.model)
     if kind == "gpt":
-        model_cfg.setdefault("block_size", task.train_paths.inputs.shape[1])
+        kwargs["block_size"] = task.train_paths.inputs.shape[1]
     set_seed(seed)
-    model = build_model(kind, vocab_size=task.vocab.size, **model_cfg).to(default_device())
-    init, aux_w = cfg.get("emb_init"), float(cfg.get("aux_node2vec", 0.0))
-    if init not in (None, "node2vec"):
-        raise ValueError(f"emb_init must be None or 'node2vec', got {init!r}")
-    aux_loss = _node2vec_aux(task.graph, aux_w) if aux_w else None
-    evaluate = pathstar_metrics(task, train=True, edges=True, probe=True, decode=cfg.get("decode", "nodes"))
-    target, patience = cfg.get("stop_at"), cfg.get("stop_patience", 1)
+    return task, build_model(kind, vocab_size=task.vocab.size, **kwargs).to(default_device())
+
+
+def train_pathstar(model: torch.nn.Module, task: PathStarTask, run: PathStarRun, seed: int = 0, *, stop=None,
+                   progress=None, checkpoint: Path | None = None, on_checkpoint=None) -> History:
+    """Train ``model`` on ``task`` with ``run``'s recipe and its geometric interventions: the node
+    embeddings start from ``run.emb_init`` (a Node2Vec recipe) unless the run resumes from a
+    checkpoint; ``run.aux_node2vec`` adds that weight of the Node2Vec loss to every step."""
+    if run.emb_init is not None and not (checkpoint and Path(checkpoint).exists()):
+        _init_from_node2vec(model, task.graph, run.emb_init, seed)
+    aux_loss = _node2vec_aux(task.graph, run.aux_node2vec) if run.aux_node2vec else None
+    evaluate = pathstar_metrics(task, train=True, edges=True, probe=True, decode=run.decode)
+    return run_recipe(model, task, run.stages, seed=seed, precision=run.precision, eval_every=run.eval_every,
+                      evaluate=evaluate, stop=stop, progress=progress, aux_loss=aux_loss, checkpoint=checkpoint,
+                      on_checkpoint=on_checkpoint)
+
+
+def _stop_rule(run: PathStarRun, on_eval=None, max_seconds: float | None = None):
+    """Stop once held-out full path has been >= ``run.stop_at`` for ``run.stop_patience``
+    evaluations in a row (never when None); ``on_eval(row)`` sees every row; ``max_seconds``
+    cuts the run after that much training time."""
     streak = {"n": 0}
 
-    def stop(row):
+    def stop(row) -> bool:
         if on_eval is not None:
             on_eval(row)
         if max_seconds is not None and row["seconds"] > max_seconds:
             return True
-        if target is None:
+        if run.stop_at is None:
             return False
-        streak["n"] = streak["n"] + 1 if row.get("test_full", 0.0) >= target else 0
-        return streak["n"] >= patience
+        streak["n"] = streak["n"] + 1 if row.get("test_full", 0.0) >= run.stop_at else 0
+        return streak["n"] >= run.stop_patience
+    return stop
 
-    key = run_key(name, cfg, seed, cfg.get("precision", "fp32"))
-    ckpt = cache_root() / f"{name}-{config_hash(key)}.ckpt" if resumable else None
+
+def pathstar_run(run: PathStarRun, seed: int = 0, *, retrain: bool = False, progress=None, on_eval=None,
+                 resumable: bool = False, on_checkpoint=None):
+    """Build, train (or load from the cache) and return ``(task, model, history)`` of ``run``.
+
+    The cache key is the whole run (every value) with the seed, threads, precision, torch and
+    geomlib's source: two chapters asking for the same run share one entry; any change recomputes.
+    ``on_eval(row)`` sees every evaluation row (logging). ``resumable=True`` (runs of hours): the
+    run's state is saved in the cache after every evaluation (``pathstar-<hash>.ckpt``) and a run
+    started again with the same configuration continues from there; ``on_checkpoint(history)``
+    sees the history after each save."""
+    if not isinstance(run, PathStarRun):
+        raise TypeError(f"pathstar_run takes a geomlib.presets.PathStarRun, got {type(run).__name__}")
+    task, model = build_pathstar(run, seed)
+    key = run_key("pathstar", run, seed, run.precision)
+    ckpt = cache_root() / f"pathstar-{config_hash(key)}.ckpt" if resumable else None
 
     def fit(m):
-        if init == "node2vec" and not (ckpt and ckpt.exists()):  # a cached or resumed run has its weights
-            _init_from_node2vec(m, task.graph, seed)
-        h = run_recipe(m, task, cfg["stages"], seed=seed, precision=cfg.get("precision", "fp32"), eval_every=cfg["eval_every"],
-                       evaluate=evaluate, stop=stop, progress=progress, aux_loss=aux_loss, checkpoint=ckpt,
-                       on_checkpoint=on_checkpoint)
-        return h.to_dict()
+        return train_pathstar(m, task, run, seed, stop=_stop_rule(run, on_eval), progress=progress, checkpoint=ckpt,
+                              on_checkpoint=on_checkpoint).to_dict()
 
-    if max_seconds is not None:
-        return task, model.eval(), History.from_dict(fit(model))
-    model, record = cached_run(name, key, model, fit, retrain=retrain)
+    model, record = cached_run("pathstar", key, model, fit, retrain=retrain)
     if ckpt is not None and ckpt.exists():
         ckpt.unlink()  # finished and cached: the checkpoint has done its job
     model.eval()
     return task, model, History.from_dict(record)
 
 
-def _init_from_node2vec(model: torch.nn.Module, graph: Graph, seed: int) -> None:
-    """Overwrite the node-token rows of ``model``'s token embedding with a 1-hop Node2Vec
-    embedding of ``graph`` of the same width (the spectral-bias chapter's recipe), rescaled to the
-    rows' current mean norm."""
-    from .presets import get_preset
+def timed_pathstar_run(run: PathStarRun, seed: int, max_seconds: float, on_eval=None, progress=None):
+    """A benchmark's run: ``run`` cut after ``max_seconds`` of training. It depends on the
+    machine's speed, so it is never cached. Returns ``(task, model, history)``."""
+    task, model = build_pathstar(run, seed)
+    hist = train_pathstar(model, task, run, seed, stop=_stop_rule(run, on_eval, max_seconds), progress=progress)
+    return task, model.eval(), hist
 
+
+def _init_from_node2vec(model: torch.nn.Module, graph: Graph, recipe: EdgeRecipe, seed: int) -> None:
+    """Overwrite the node-token rows of ``model``'s token embedding with a 1-hop Node2Vec
+    embedding of ``graph`` trained by ``recipe`` at the model's width, rescaled to the rows'
+    current mean norm."""
     wte = model.wte.weight
-    recipe = get_preset("spectral_bias")
-    n2v, _ = edge_run(graph, dict(recipe["model"], dim=wte.shape[1]), recipe["train"], seed=seed, eval_every=0,
+    n2v, _ = edge_run(graph, replace(recipe, model=replace(recipe.model, dim=wte.shape[1])), seed=seed, eval_every=0,
                       progress=False)
     E = n2v.token_embeddings().to(wte.device)
     E = E - E.mean(0)
@@ -191,31 +211,30 @@ def _node2vec_aux(graph: Graph, weight: float):
     return aux
 
 
-def edge_run(graph: Graph, model: dict, train_cfg: dict, seed: int = 0, directions: str = "both",
+def edge_run(graph: Graph, recipe: EdgeRecipe, seed: int = 0, *, directions: str = "both",
              self_edges: bool = False, k: int | str = 5, eval_every: int = 10, progress=None):
     """Edge memorisation on a (tiny) graph: ``[EDGE] u -> v``, full batch, for any model kind
-    (``"gpt"``, ``"mamba"``, ``"linear"``, ``"node2vec"``; the shallow ones are queried with ``u``).
-
-    ``model``: ``{"kind": ..., **config}``; ``train_cfg``: :class:`~geomlib.train.TrainConfig` fields.
-    Returns ``(model, history)``; the history tracks top-``k`` recall of the trained edges and
-    the geometric level."""
+    (GPT, Mamba, linear net, Node2Vec; the shallow ones are queried with ``u``), trained by
+    ``recipe`` with ``seed``. Returns ``(model, history)``; the history tracks top-``k`` recall of
+    the trained edges and the geometric level every ``eval_every`` steps."""
+    if not isinstance(recipe, EdgeRecipe):
+        raise TypeError(f"edge_run takes a geomlib.presets.EdgeRecipe, got {type(recipe).__name__}")
     vocab = Vocab(graph.num_nodes)
     data = edge_examples(graph, vocab, directions, self_edges)
-    model = dict(model)
-    kind = model.pop("kind")
+    kind, model = model_kwargs(recipe.model)
     set_seed(seed)
     if kind in ("linear", "node2vec"):
         net = build_model(kind, num_nodes=graph.num_nodes, **model)
     else:
         net = build_model(kind, vocab_size=vocab.size, **({"block_size": 2} if kind == "gpt" else {}), **model)
     net = net.to(default_device())
-    cfg = TrainConfig(**train_cfg, eval_every=eval_every, seed=seed)
+    cfg = replace(recipe.train, eval_every=eval_every, seed=seed)
     hist = train(net, data, cfg, evaluate=edge_metrics(graph, vocab, k, directions=directions), progress=progress,
                  desc=f"{kind} on {graph.name}")
     return net.eval(), hist
 
 
-def incontext_run(cfg: dict, seed: int = 0, progress=None, retrain: bool = False):
+def incontext_run(run: InContextRun, seed: int = 0, *, progress=None, retrain: bool = False):
     """The in-context path-star task (Bachmann & Nagarajan): a fixed set of ``num_train`` random
     star graphs given in the prompt, teacher-forced next-token training, evaluation on fresh
     graphs. Returns ``(task, model, history)``; the history has the teacher-forced accuracy of
@@ -224,10 +243,10 @@ def incontext_run(cfg: dict, seed: int = 0, progress=None, retrain: bool = False
     from .evaluate import teacher_forced_accuracy, teacher_forced_predictions
     from .tasks import IGNORE, InContextPathStar
 
-    task = InContextPathStar(cfg["d"], cfg["l"], cfg["num_labels"])
+    task = InContextPathStar(run.d, run.l, run.num_labels)
     gen = torch.Generator().manual_seed(seed)
-    data = task.sample(cfg["num_train"], gen)
-    test = task.sample(cfg["num_test"], torch.Generator().manual_seed(seed + 10_000))
+    data = task.sample(run.num_train, gen)
+    test = task.sample(run.num_test, torch.Generator().manual_seed(seed + 10_000))
     n1 = task.n1_position
 
     def evaluate(model) -> dict:
@@ -236,15 +255,14 @@ def incontext_run(cfg: dict, seed: int = 0, progress=None, retrain: bool = False
         full = ((preds == test.targets) | (test.targets == IGNORE)).all(1).float().mean().item()
         return {"ic_n1": float(acc[n1]), "ic_later": float(np.nanmean(acc[n1 + 1:])), "ic_full": full}
 
-    model_cfg = dict(cfg["model"])
-    kind = model_cfg.pop("kind")
+    kind, model_cfg = model_kwargs(run.model)
     set_seed(seed)
     model = build_model(kind, vocab_size=task.vocab.size, block_size=task.seq_len, **model_cfg).to(default_device())
 
     def fit(m):
-        tc = TrainConfig(**cfg["train"], eval_every=cfg["eval_every"], seed=seed)
+        tc = replace(run.train, eval_every=run.eval_every, seed=seed)
         return train(m, data, tc, evaluate=evaluate, progress=progress, desc="in-context path-star").to_dict()
 
-    key = run_key("incontext", cfg, seed, cfg["train"].get("precision", "fp32"))
+    key = run_key("incontext", run, seed, run.train.precision)
     model, record = cached_run("incontext", key, model, fit, retrain=retrain)
     return task, model.eval(), History.from_dict(record)

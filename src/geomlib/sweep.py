@@ -22,37 +22,38 @@ import json
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .cache import config_hash
 from .fileio import write_json_atomic
-from .presets import derive, get_preset
+from .presets import PathStarRun, Scaling, get_preset, plain
 from .provenance import git_commit, hardware
 from .validate import check_seed
 
 __all__ = ["phase_diagram_cells", "cell_row", "probe_first_share", "run_cell", "run_sweep", "collect"]
 
 
-def phase_diagram_cells(cfg: dict) -> dict[tuple[str, object], dict]:
-    """``{(axis, value): path-star config}`` for a ``scaling`` preset: one axis at a time around
-    its ``base`` cell (arms ``d``, path length ``l``, model ``layers x width``)."""
-    base = cfg["base"]
+def phase_diagram_cells(cfg: Scaling) -> dict[tuple[str, object], PathStarRun]:
+    """``{(axis, value): path-star run}`` for a :class:`~geomlib.presets.Scaling` preset: one axis
+    at a time around its ``base`` cell (arms ``d``, path length ``l``, model ``layers x width``)."""
+    base = cfg.base
     cells = {}
-    for d in cfg["arms"]:
-        cells["arms d", d] = derive(base, d=d)
-    for l in cfg["lengths"]:
-        cells["path length l", l] = derive(base, l=l)
-    for n_layer, width in cfg["sizes"]:
-        cells["model (layers x width)", f"{n_layer}x{width}"] = derive(base, model__n_layer=n_layer,
-                                                                       model__n_embd=width)
+    for d in cfg.arms:
+        cells["arms d", d] = replace(base, d=d)
+    for l in cfg.lengths:
+        cells["path length l", l] = replace(base, l=l)
+    for n_layer, width in cfg.sizes:
+        cells["model (layers x width)", f"{n_layer}x{width}"] = replace(base, model=replace(base.model, n_layer=n_layer,
+                                                                                          n_embd=width))
     return cells
 
 
-def cell_row(axis: str, value, cfg: dict, hist) -> dict:
+def cell_row(axis: str, value, cfg: PathStarRun, hist) -> dict:
     """One cell's result: final and best held-out full path, final ``n1``, the geometry probe at
     the end of the edge stage, when the probe and ``n1`` first switched on, training seconds."""
-    edge_end = cfg["stages"][0]["steps"]
-    return dict(axis=axis, value=value, d=cfg["d"], l=cfg["l"], final=hist.last["test_full"],
+    edge_end = cfg.stages[0].train.steps
+    return dict(axis=axis, value=value, d=cfg.d, l=cfg.l, final=hist.last["test_full"],
                 peak=max(hist["test_full"]), n1=hist.last["test_n1"], probe_edges=hist.at(edge_end)["probe"],
                 probe_first=hist.first_step("probe", 0.9), n1_first=hist.first_step("test_n1", 0.5),
                 seconds=hist.last["seconds"])
@@ -69,20 +70,20 @@ def probe_first_share(rows: list[dict]) -> tuple[float, int]:
         len(switched)
 
 
-def _cell_file(out: Path, name: str, axis: str, value, cfg: dict, seed: int) -> Path:
-    key = {"axis": axis, "value": value, "config": cfg, "seed": seed}
+def _cell_file(out: Path, name: str, axis: str, value, cfg: PathStarRun, seed: int) -> Path:
+    key = {"axis": axis, "value": value, "config": plain(cfg), "seed": seed}
     return out / "cells" / f"{name}-{config_hash(key)}.json"
 
 
-def run_cell(axis: str, value, cfg: dict, seed: int, out: str, name: str = "scaling") -> dict:
+def run_cell(axis: str, value, cfg: PathStarRun, seed: int, out: str, name: str = "scaling") -> dict:
     """Train one cell (through the model cache) and write its row; a job of :func:`run_sweep`."""
     import torch
 
     from .recipes import pathstar_run
 
     path = _cell_file(Path(out), name, axis, value, cfg, seed)
-    _, _, hist = pathstar_run(cfg, seed=seed, name=name, progress=False)
-    row = {**cell_row(axis, value, cfg, hist), "seed": seed, "config": cfg, "torch": torch.__version__,
+    _, _, hist = pathstar_run(cfg, seed=seed, progress=False)
+    row = {**cell_row(axis, value, cfg, hist), "seed": seed, "config": plain(cfg), "torch": torch.__version__,
            "device": hardware(), "threads": torch.get_num_threads()}
     write_json_atomic(path, row)
     return row
@@ -104,7 +105,7 @@ def _executor(kind: str, folder: Path, timeout_min: int, slurm: dict):
     return ex
 
 
-def run_sweep(cells: dict[tuple[str, object], dict], seeds, out: Path | str, *, name: str = "scaling",
+def run_sweep(cells: dict[tuple[str, object], PathStarRun], seeds, out: Path | str, *, name: str = "scaling",
               executor: str = "local", parallel: int = 1, timeout_min: int = 600, slurm: dict | None = None,
               command: str = "") -> dict:
     """Run every cell for every seed as a job, skipping cells whose row is already in ``out``;
