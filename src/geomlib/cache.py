@@ -28,7 +28,7 @@ import torch
 
 from .fileio import clean_stale, describe_os_error, locked, temp_dir, write_json_atomic
 
-__all__ = ["config_hash", "cache_root", "cached_run", "CacheWarning", "shipped_data"]
+__all__ = ["config_hash", "cache_root", "cached_run", "CacheWarning", "shipped_data", "shipped_files"]
 
 CACHE_VERSION = 1
 
@@ -58,6 +58,18 @@ def shipped_data(name: str) -> Path | None:
         return None
     with as_file(resource) as path:  # a real file for a normal install (wheel or editable)
         return Path(path)
+
+
+def shipped_files(folder: str, pattern: str = "*.json") -> list[Path]:
+    """The shipped results in ``data/<folder>/`` matching ``pattern``, sorted by name (empty when
+    the folder is not shipped)."""
+    from importlib.resources import files
+
+    resource = files("geomlib") / "data" / folder
+    if not resource.is_dir():
+        return []
+    return sorted(p for f in resource.iterdir() if f.is_file() and Path(f.name).match(pattern)
+                  and (p := shipped_data(f"{folder}/{f.name}")) is not None)
 
 
 def _sha(path: Path) -> str:
