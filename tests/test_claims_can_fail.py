@@ -159,10 +159,10 @@ def negative_cases(untrained) -> dict:
             lag_steps(History(rows=[dict(step=s, train_full=float(s >= 400), test_n1=float(s >= 1000))
                                     for s in range(0, 1100, 100)]), "train_full", "test_n1", threshold=0.5),
             lag_steps(flat_history(train_full=0.0, test_n1=0.0), "train_full", "test_n1", threshold=0.5)), 100),
-        # a reverse cascade: the leaf's parent is named (greedy) while n1 is still wrong
-        "cascade.parent_not_first": lambda: (float(max(
-            r["test_pos3"] - r["test_n1"] for r in [dict(step=s, test_pos3=float(s >= 200), test_n1=float(s >= 600))
-                                                     for s in range(0, 800, 100)])), None),
+        # a reverse cascade: the leaf's parent switches on (greedy) 400 steps before n1
+        "cascade.parent_not_first": lambda: (lag_steps(History(rows=[
+            dict(step=s, test_pos3=float(s >= 200), test_n1=float(s >= 600)) for s in range(0, 800, 100)]),
+            "test_pos3", "test_n1", threshold=0.5), 100),
         # local supervision: a lookup's level stays near 0, never rises or settles; random contrast ~ 0
         "local.peak_level": lambda: (flat_history(level=0.02)["level"].max(), None),
         "local.settles": lambda: ((lambda lv: lv.max() - lv[-1])(np.array([0.0, 0.4, 0.8])), None),  # rises, stays

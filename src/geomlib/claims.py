@@ -52,7 +52,7 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     "geometry.control_chance": ("<=", "10 x chance (10/d)"),
     "cascade.before_any_path": ("<=", "the last step of the edge-only stage"),
     "cascade.n1_no_lag": ("<=", "one evaluation interval of the mixed stage"),
-    "cascade.parent_not_first": ("<=", 0.1),  # a reverse cascade: near 1; a forward read-out: <= 0 (one leaf: 0.008)
+    "cascade.parent_not_first": ("<=", "one evaluation interval of the mixed stage"),
     "local.recall": (">=", 1.0),
     "local.peak_level": (">=", 0.5),
     "local.settles": (">=", 0.1),

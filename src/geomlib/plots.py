@@ -47,15 +47,20 @@ def adjacency_heatmap(ax, graph: Graph, title: str = "adjacency (what training s
     ax.set_ylabel("node (structural order)")
 
 
-def pca_plot(ax, E, graph: Graph, title: str = "PCA of node embeddings", draw_edges: bool = True):
-    """First two principal components of the embeddings, the graph's edges drawn between them."""
-    xy, var = pca(E[: graph.num_nodes], 2)
+def pca_plot(ax, E, graph: Graph, title: str = "PCA of node embeddings", draw_edges: bool = True,
+             nodes=None, cmap: str = "viridis"):
+    """First two principal components of the embeddings, the graph's edges drawn between them.
+    ``nodes``: only these nodes (e.g. a few arms of a large path-star), PCA fitted on them."""
+    nodes = np.arange(graph.num_nodes) if nodes is None else np.asarray(nodes)
+    xy, var = pca(np.asarray(E)[nodes] if not hasattr(E, "detach") else E.detach().cpu().numpy()[nodes], 2)
+    at = {int(n): i for i, n in enumerate(nodes)}
     if draw_edges:
         for u, v in graph.edges:
-            ax.plot(*xy[[u, v]].T, color="0.7", lw=0.8, zorder=1)
-    sc = ax.scatter(xy[:, 0], xy[:, 1], c=_node_colors(graph), cmap="viridis", s=30, zorder=2, edgecolor="k", lw=0.3)
-    if graph.root is not None:
-        ax.scatter(*xy[graph.root], marker="*", s=160, c="red", zorder=3, label="root")
+            if int(u) in at and int(v) in at:
+                ax.plot(*xy[[at[int(u)], at[int(v)]]].T, color="0.7", lw=0.8, zorder=1)
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=_node_colors(graph)[nodes], cmap=cmap, s=30, zorder=2, edgecolor="k", lw=0.3)
+    if graph.root is not None and int(graph.root) in at:
+        ax.scatter(*xy[at[int(graph.root)]], marker="*", s=160, c="red", zorder=3, label="root")
         ax.legend(loc="best", fontsize=8)
     ax.set_title(title)
     ax.set_xlabel(f"PC1 ({100 * var[0]:.0f}% var.)")

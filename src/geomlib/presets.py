@@ -34,7 +34,7 @@ from .train import TrainConfig
 
 __all__ = ["PRESETS", "RELEASE", "WHY", "get_preset", "preset_names", "setup_table", "departures", "is_release",
            "plain", "GPT", "Mamba", "Linear", "Node2Vec", "EdgeRecipe", "Stage", "PathStarRun", "InContextRun",
-           "RELEASE_RECIPE", "PATHSTAR_CPU", "TINY_TRANSFORMER"]
+           "RELEASE_RECIPE", "PATHSTAR_CPU", "TINY_TRANSFORMER", "ASSOCIATIVE_CONTROL"]
 
 
 # ----------------------------------------------------------------------------- typed values
@@ -221,6 +221,11 @@ _TINY_TRAIN = dict(lr=1e-2, final_lr_ratio=0.1, weight_decay=0.0)
 # 1-hop Node2Vec: full softmax, tied, plain full-batch gradient descent, width 100 > N, no decay.
 _NODE2VEC = Node2Vec(dim=100, init_std=0.02)
 _GD = dict(optimizer="sgd", schedule="constant", grad_clip=None, weight_decay=0.0)
+
+# The associative control of the tiny-graph chapters ("Associative vs geometric", "A wide linear net"):
+# the wide linear net with E frozen at 1/sqrt(width) (unit-norm random rows) and W from 0, so every
+# edge must be stored in W as a lookup.
+ASSOCIATIVE_CONTROL = Linear(width=512, init_std=512 ** -0.5, w_init_std=0.0, freeze_embeddings=True)
 
 # The book's path-star recipe (cpu), measured on the 2-core machine (benchmarks/pathstar_switch.py):
 # a short edge stage, then mixed batches with a quarter of each batch training paths, constant lr
@@ -516,15 +521,13 @@ _register(
     "associative_vs_geometric",
     cpu=AssociativeVsGeometric(
         cycle_n=15, grid_rows=4, grid_cols=4,
-        associative=EdgeRecipe(Linear(width=512, init_std=512 ** -0.5, w_init_std=0.0, freeze_embeddings=True),
-                               TrainConfig(steps=300, lr=1e-2)),
+        associative=EdgeRecipe(ASSOCIATIVE_CONTROL, TrainConfig(steps=300, lr=1e-2)),
         geometric=EdgeRecipe(_NODE2VEC, TrainConfig(steps=1500, lr=1.0, optimizer="sgd", schedule="constant",
                                                     grad_clip=None)),
         eval_every=25),
     paper=AssociativeVsGeometric(
         cycle_n=15, grid_rows=4, grid_cols=4,
-        associative=EdgeRecipe(Linear(width=512, init_std=512 ** -0.5, w_init_std=0.0, freeze_embeddings=True),
-                               TrainConfig(steps=2000, lr=1e-2)),
+        associative=EdgeRecipe(ASSOCIATIVE_CONTROL, TrainConfig(steps=2000, lr=1e-2)),
         geometric=EdgeRecipe(_NODE2VEC, TrainConfig(steps=10000, lr=1.0, optimizer="sgd", schedule="constant",
                                                     grad_clip=None)),
         eval_every=100),
@@ -601,13 +604,11 @@ _register(
     "linear_net",
     cpu=LinearNetChapter(n=15, recipe=EdgeRecipe(Linear(width=512, init_std=1e-4, w_init_std=1e-4),
                                                  TrainConfig(steps=2500, lr=1e-3, schedule="constant")),
-                         control=EdgeRecipe(Linear(width=512, init_std=512 ** -0.5, w_init_std=0.0,
-                                                   freeze_embeddings=True), TrainConfig(steps=300, lr=1e-2)),
+                         control=EdgeRecipe(ASSOCIATIVE_CONTROL, TrainConfig(steps=300, lr=1e-2)),
                          seeds=3),
     paper=LinearNetChapter(n=15, recipe=EdgeRecipe(Linear(width=512, init_std=1e-4, w_init_std=1e-4),
                                                    TrainConfig(steps=10000, lr=1e-3, schedule="constant")),
-                           control=EdgeRecipe(Linear(width=512, init_std=512 ** -0.5, w_init_std=0.0,
-                                                     freeze_embeddings=True), TrainConfig(steps=2000, lr=1e-2)),
+                           control=EdgeRecipe(ASSOCIATIVE_CONTROL, TrainConfig(steps=2000, lr=1e-2)),
                            seeds=5),
     release=LinearNetChapter(n=15, recipe=EdgeRecipe(Linear(width=512, init_std=0.02),
                                                      TrainConfig(steps=10000, lr=1e-2, schedule="constant",
