@@ -50,3 +50,14 @@ def test_stages_are_matched_by_their_data():
     assert "run.stages" in rows  # edges + mixed against one mixed stage
     assert rows["run.stages[mixed].train.lr"] == (2e-3, 5e-4)
     assert not any(p.startswith("run.stages[edges]") for p in rows)  # the release has no edge stage to compare
+
+
+def test_every_chapter_shows_its_setup_table():
+    import json
+    from pathlib import Path
+
+    book = Path(__file__).resolve().parents[1] / "book"
+    for chapter in PRESETS:
+        nb = json.loads((book / f"{chapter}.ipynb").read_text())
+        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        assert "ch.setup_table()" in code, f"{chapter} does not show its setup-vs-release table"

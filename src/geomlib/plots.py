@@ -69,6 +69,16 @@ def pca_plot(ax, E, graph: Graph, title: str = "PCA of node embeddings", draw_ed
     return sc
 
 
+def seed_band(ax, histories, key: str, color, label: str | None = None, center: str = "mean", alpha: float = 0.2):
+    """One metric over training for several seeds (histories evaluated at the same steps): a line
+    (the mean over seeds, or with ``center="first"`` the first seed's own curve) and the band
+    between the smallest and largest seed."""
+    steps = np.asarray(histories[0]["step"])
+    ys = np.stack([np.asarray(h[key], dtype=float) for h in histories])
+    ax.fill_between(steps, ys.min(0), ys.max(0), color=color, alpha=alpha, lw=0)
+    ax.plot(steps, ys.mean(0) if center == "mean" else ys[0], color=color, label=label, lw=1.6)
+
+
 def curves(ax, history, keys: dict[str, str], title: str = "", x: str = "step", ylabel: str = "accuracy",
            chance: float | None = None):
     """Plot ``history[key]`` for each ``{key: label}`` against steps (or ``x="seconds"``); ``history``

@@ -2,7 +2,7 @@
 
 Every chapter has two presets: ``cpu`` (the default: what CI runs and the book shows) and
 ``paper`` (the authors' scale, for a GPU). A preset is a small frozen dataclass of literal
-values; a variant is made with :func:`dataclasses.replace`, which checks every value's type::
+values; a variant is made with ``dataclasses.replace``, which checks every value's type::
 
     from dataclasses import replace
     from geomlib import get_preset
@@ -12,8 +12,8 @@ values; a variant is made with :func:`dataclasses.replace`, which checks every v
     replace(run, d="200")                                       # TypeError: d must be int
 
 **Provenance.** Each chapter also has the setup the authors' release runs for it
-(:data:`RELEASE`, read from ``Shahriarnz14/Geometric_Memory``; see ``shared/paper-brief.md``) and,
-for every setting where a preset departs from it, one line saying why (:data:`WHY`).
+(``RELEASE``, read from ``Shahriarnz14/Geometric_Memory``; see ``shared/paper-brief.md``) and,
+for every setting where a preset departs from it, one line saying why (``WHY``).
 :func:`setup_table` renders the departures, value by value, from these objects (never typed by
 hand); :func:`is_release` says whether a preset is the release's recipe. A test requires a reason
 for every departure of every preset.
@@ -67,7 +67,7 @@ def _conforms(value, hint) -> bool:
 
 class _Typed:
     """A frozen dataclass whose fields are checked against their annotations on construction
-    (and so on every :func:`dataclasses.replace`): a wrong type is a TypeError naming the field."""
+    (and so on every ``dataclasses.replace``): a wrong type is a TypeError naming the field."""
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
@@ -729,7 +729,7 @@ _register(
 # ----------------------------------------------------------------------------- access
 def get_preset(chapter: str, name: str = "cpu"):
     """Preset ``name`` (``"cpu"`` or ``"paper"``) of ``chapter`` (a notebook's name); a copy, so a
-    chapter cannot change another's values. Make variants with :func:`dataclasses.replace`."""
+    chapter cannot change another's values. Make variants with ``dataclasses.replace``."""
     if chapter not in PRESETS:
         raise KeyError(f"unknown chapter {chapter!r}; chapters with presets: {sorted(PRESETS)}")
     if name not in PRESETS[chapter]:
@@ -828,7 +828,7 @@ class SetupTable:
 
 def setup_table(chapter: str, name: str = "cpu") -> SetupTable:
     """Where preset ``name`` of ``chapter`` departs from the authors' release, one row per setting:
-    the value here, the release's, and why (from :data:`WHY`; a departure without a reason is an
+    the value here, the release's, and why (from ``WHY``; a departure without a reason is an
     error, so a new setting cannot enter the book unexplained)."""
     if chapter not in PRESETS:
         raise KeyError(f"unknown chapter {chapter!r}; chapters with presets: {sorted(PRESETS)}")

@@ -35,7 +35,7 @@ __all__ = ["phase_diagram_cells", "cell_row", "probe_first_share", "run_cell", "
 
 
 def phase_diagram_cells(cfg: Scaling) -> dict[tuple[str, object], PathStarRun]:
-    """``{(axis, value): path-star run}`` for a :class:`~geomlib.presets.Scaling` preset: one axis
+    """``{(axis, value): path-star run}`` for a ``Scaling`` preset (the scaling chapter's): one axis
     at a time around its ``base`` cell (arms ``d``, path length ``l``, model ``layers x width``)."""
     base = cfg.base
     cells = {}
