@@ -64,7 +64,19 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (tiny matmuls: 1 is fastest)")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[], help="fold these files' runs into --out, then exit")
     args = ap.parse_args(argv)
+    if args.merge:
+        doc = json.loads(args.out.read_text()) if args.out.exists() else json.loads(args.merge[0].read_text())
+        runs = {r["key"]: r for r in doc.get("runs", [])}
+        for part in args.merge:
+            runs.update({r["key"]: r for r in json.loads(part.read_text())["runs"]})
+        write_json_atomic(args.out, {**doc, "runs": sorted(runs.values(), key=lambda r: r["key"])})
+        print(f"{len(runs)} runs in {args.out}")
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     command = "python benchmarks/precision.py" + "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv))
     doc = json.loads(args.out.read_text()) if args.out.exists() else {}
