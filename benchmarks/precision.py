@@ -70,9 +70,13 @@ def main(argv=None) -> int:
     if args.merge:
         doc = json.loads(args.out.read_text()) if args.out.exists() else json.loads(args.merge[0].read_text())
         runs = {r["key"]: r for r in doc.get("runs", [])}
+        commands = [c for c in doc.get("command", "").split(" && ") if c]
         for part in args.merge:
-            runs.update({r["key"]: r for r in json.loads(part.read_text())["runs"]})
-        write_json_atomic(args.out, {**doc, "runs": sorted(runs.values(), key=lambda r: r["key"])})
+            other = json.loads(part.read_text())
+            runs.update({r["key"]: r for r in other["runs"]})
+            commands += [other["command"]] if other["command"] not in commands else []
+        write_json_atomic(args.out, {**doc, "command": " && ".join(commands),
+                                     "runs": sorted(runs.values(), key=lambda r: r["key"])})
         print(f"{len(runs)} runs in {args.out}")
         return 0
     if args.threads:
