@@ -7,7 +7,7 @@ import numpy as np
 from .geometry import cosine_matrix, pca
 from .graphs import Graph
 
-__all__ = ["style", "cosine_heatmap", "adjacency_heatmap", "pca_plot", "curves", "stage_marker", "spectral_profile_plot",
+__all__ = ["style", "cosine_heatmap", "adjacency_heatmap", "pca_plot", "seed_band", "curves", "stage_marker", "spectral_profile_plot",
            "cosine_distance_plot"]
 
 COLORS = plt.get_cmap("tab10").colors
@@ -52,7 +52,7 @@ def pca_plot(ax, E, graph: Graph, title: str = "PCA of node embeddings", draw_ed
     """First two principal components of the embeddings, the graph's edges drawn between them.
     ``nodes``: only these nodes (e.g. a few arms of a large path-star), PCA fitted on them."""
     nodes = np.arange(graph.num_nodes) if nodes is None else np.asarray(nodes)
-    xy, var = pca(np.asarray(E)[nodes] if not hasattr(E, "detach") else E.detach().cpu().numpy()[nodes], 2)
+    xy, var = pca(E[nodes], 2)
     at = {int(n): i for i, n in enumerate(nodes)}
     if draw_edges:
         for u, v in graph.edges:

@@ -30,7 +30,8 @@ import typing
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any, ClassVar, Union
 
-from .train import TrainConfig
+from .evaluate import DECODES
+from .train import PRECISIONS, TrainConfig
 
 __all__ = ["PRESETS", "RELEASE", "WHY", "get_preset", "preset_names", "setup_table", "departures", "is_release",
            "plain", "GPT", "Mamba", "Linear", "Node2Vec", "EdgeRecipe", "Stage", "PathStarRun", "InContextRun",
@@ -194,6 +195,13 @@ class PathStarRun(_Typed):
     stop_at: float | None = None  # stop once held-out full path >= this (stop_patience evaluations in a row)
     stop_patience: int = 1
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.decode not in DECODES:
+            raise ValueError(f"PathStarRun.decode must be one of {DECODES}, got {self.decode!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"PathStarRun.precision must be one of {PRECISIONS}, got {self.precision!r}")
+
 
 @dataclass(frozen=True)
 class InContextRun(_Typed):
@@ -227,6 +235,17 @@ _GD = dict(optimizer="sgd", schedule="constant", grad_clip=None, weight_decay=0.
 # edge must be stored in W as a lookup.
 ASSOCIATIVE_CONTROL = Linear(width=512, init_std=512 ** -0.5, w_init_std=0.0, freeze_embeddings=True)
 
+# What the release runs on the tiny graphs (see shared/paper-brief.md): the 1-layer Transformer with
+# positional embeddings N(0, 1) and no residual scaling, AdamW betas (0.9, 0.999), no clipping,
+# bf16 autocast; the linear net at lr 1e-2 constant for 10,000 epochs; Node2Vec from N(0, 1), plain
+# GD at lr 0.01 on a summed loss, 10,000 epochs.
+_GPT_RELEASE = dict(pos_init_std=1.0, scaled_residual_init=False)
+_RELEASE_TINY_TRAIN = TrainConfig(steps=2500, betas=(0.9, 0.999), grad_clip=None, precision="bf16", **_TINY_TRAIN)
+_RELEASE_LINEAR_TRAIN = TrainConfig(steps=10000, lr=1e-2, schedule="constant", betas=(0.9, 0.999), grad_clip=None,
+                                    precision="bf16")
+_RELEASE_ASSOCIATIVE = EdgeRecipe(Linear(width=512, init_std=0.02, freeze_embeddings=True), _RELEASE_LINEAR_TRAIN)
+_RELEASE_NODE2VEC = EdgeRecipe(Node2Vec(dim=100, init_std=1.0), TrainConfig(steps=10000, lr=0.01, **_GD))
+
 # The book's path-star recipe (cpu), measured on the 2-core machine (benchmarks/pathstar_switch.py):
 # a short edge stage, then mixed batches with a quarter of each batch training paths, constant lr
 # 2e-3 with weight decay 1.0, then a decay over the second half ("wsd"). Held-out full-path
@@ -248,9 +267,6 @@ _EDGE_STAGE_CPU_COARSE = replace(_EDGE_STAGE_CPU, train=replace(_EDGE_STAGE_CPU.
 # greedy decoding over the whole vocabulary. `paper`: d = 10^4, l = 6, 12 x 384 x 8 (525,000
 # steps); `cpu`: the same recipe at the book's d = 500, l = 5, 2 x 128 (21,400 steps; run by
 # tools/long_run.py, hours on 2 cores).
-_GPT_RELEASE = dict(pos_init_std=1.0, scaled_residual_init=False)
-
-
 def _release_stage(steps: int) -> Stage:
     return Stage("mixed", _adamw(steps, 5e-4, warmup=1000, final_lr_ratio=0.1, weight_decay=0.01, decay_all=True,
                                  betas=(0.9, 0.999), grad_clip=None), batch=2048, path_fraction=None)
@@ -517,28 +533,21 @@ _register(
 )
 
 # Tiny graphs: already the paper's size, so both presets have the same graphs; `paper` trains longer.
+def _assoc_vs_geo(associative_steps: int, node2vec_steps: int, eval_every: int) -> AssociativeVsGeometric:
+    return AssociativeVsGeometric(
+        cycle_n=15, grid_rows=4, grid_cols=4,
+        associative=EdgeRecipe(ASSOCIATIVE_CONTROL, TrainConfig(steps=associative_steps, lr=1e-2)),
+        geometric=EdgeRecipe(_NODE2VEC, TrainConfig(steps=node2vec_steps, lr=1.0, **_GD)), eval_every=eval_every)
+
+
 _register(
     "associative_vs_geometric",
-    cpu=AssociativeVsGeometric(
-        cycle_n=15, grid_rows=4, grid_cols=4,
-        associative=EdgeRecipe(ASSOCIATIVE_CONTROL, TrainConfig(steps=300, lr=1e-2)),
-        geometric=EdgeRecipe(_NODE2VEC, TrainConfig(steps=1500, lr=1.0, optimizer="sgd", schedule="constant",
-                                                    grad_clip=None)),
-        eval_every=25),
-    paper=AssociativeVsGeometric(
-        cycle_n=15, grid_rows=4, grid_cols=4,
-        associative=EdgeRecipe(ASSOCIATIVE_CONTROL, TrainConfig(steps=2000, lr=1e-2)),
-        geometric=EdgeRecipe(_NODE2VEC, TrainConfig(steps=10000, lr=1.0, optimizer="sgd", schedule="constant",
-                                                    grad_clip=None)),
-        eval_every=100),
+    cpu=_assoc_vs_geo(300, 1500, eval_every=25),
+    paper=_assoc_vs_geo(2000, 10000, eval_every=100),
     release=AssociativeVsGeometric(
         cycle_n=15, grid_rows=4, grid_cols=4,
-        associative=EdgeRecipe(Linear(width=512, init_std=0.02, freeze_embeddings=True),
-                               TrainConfig(steps=10000, lr=1e-2, schedule="constant", betas=(0.9, 0.999),
-                                           grad_clip=None, precision="bf16")),
-        geometric=EdgeRecipe(Node2Vec(dim=100, init_std=1.0), TrainConfig(steps=10000, lr=0.01, optimizer="sgd",
-                                                                          schedule="constant", grad_clip=None)),
-        eval_every=1),
+        associative=_RELEASE_ASSOCIATIVE,
+        geometric=_RELEASE_NODE2VEC, eval_every=1),
     why={"associative.model.init_std": "frozen E at 1/sqrt(width): unit-norm rows, so the lookup in W is "
                                        "well conditioned and fits in 300 steps",
          "associative.model.w_init_std": "W starts at 0: the lookup holds nothing before training",
@@ -559,8 +568,7 @@ _register(
     paper=GeometryFromLocalSupervision(recipe=EdgeRecipe(TINY_TRANSFORMER, TrainConfig(steps=3000, **_TINY_TRAIN)),
                                        seeds=5, eval_every=5, k=5),
     release=GeometryFromLocalSupervision(
-        recipe=EdgeRecipe(replace(TINY_TRANSFORMER, pos_init_std=1.0, scaled_residual_init=False),
-                          TrainConfig(steps=2500, betas=(0.9, 0.999), grad_clip=None, precision="bf16", **_TINY_TRAIN)),
+        recipe=EdgeRecipe(replace(TINY_TRANSFORMER, **_GPT_RELEASE), _RELEASE_TINY_TRAIN),
         seeds=1, eval_every=1, k=5),
     why={"recipe.model.pos_init_std": "nanoGPT's small positional init (the release's N(0, 1) is an init-order quirk)",
          "recipe.model.scaled_residual_init": "GPT-2's scaled residual init (the release's never fires)",
@@ -573,9 +581,8 @@ _register(
     "unclear_why",
     cpu=UnclearWhy(recipe=EdgeRecipe(_WIDE_TRANSFORMER, TrainConfig(steps=600, **_TINY_TRAIN)), seeds=2, k=5),
     paper=UnclearWhy(recipe=EdgeRecipe(_WIDE_TRANSFORMER, TrainConfig(steps=3000, **_TINY_TRAIN)), seeds=5, k=5),
-    release=UnclearWhy(recipe=EdgeRecipe(replace(_WIDE_TRANSFORMER, pos_init_std=1.0, scaled_residual_init=False),
-                                         TrainConfig(steps=2500, betas=(0.9, 0.999), grad_clip=None, precision="bf16",
-                                                     **_TINY_TRAIN)), seeds=1, k=5),
+    release=UnclearWhy(recipe=EdgeRecipe(replace(_WIDE_TRANSFORMER, **_GPT_RELEASE), _RELEASE_TINY_TRAIN), seeds=1,
+                       k=5),
     why={"recipe.model.pos_init_std": "nanoGPT's small positional init (the release's N(0, 1) is an init-order quirk)",
          "recipe.model.scaled_residual_init": "GPT-2's scaled residual init (the release's never fires)",
          "recipe.train.steps": "budget: recall is 100% well before step 600",
@@ -590,7 +597,7 @@ _register(
     paper=SpectralBias(recipe=EdgeRecipe(_NODE2VEC, TrainConfig(steps=10000, lr=1.0, **_GD)),
                        large=LargeGraph(rows=30, cols=30, lr=90.0, steps=5000, k=10),
                        linearisation=Linearisation(init_std=1e-4, lr=1.0, steps=40)),
-    release=SpectralBias(recipe=EdgeRecipe(Node2Vec(dim=100, init_std=1.0), TrainConfig(steps=10000, lr=0.01, **_GD)),
+    release=SpectralBias(recipe=_RELEASE_NODE2VEC,
                          large=LargeGraph(rows=30, cols=30, lr=90.0, steps=5000, k=10),
                          linearisation=Linearisation(init_std=1e-4, lr=1.0, steps=40)),
     why={"recipe.model.init_std": "small init: the regime the chapter's linearisation explains (the release: "
@@ -610,13 +617,8 @@ _register(
                                                    TrainConfig(steps=10000, lr=1e-3, schedule="constant")),
                            control=EdgeRecipe(ASSOCIATIVE_CONTROL, TrainConfig(steps=2000, lr=1e-2)),
                            seeds=5),
-    release=LinearNetChapter(n=15, recipe=EdgeRecipe(Linear(width=512, init_std=0.02),
-                                                     TrainConfig(steps=10000, lr=1e-2, schedule="constant",
-                                                                 betas=(0.9, 0.999), grad_clip=None, precision="bf16")),
-                             control=EdgeRecipe(Linear(width=512, init_std=0.02, freeze_embeddings=True),
-                                                TrainConfig(steps=10000, lr=1e-2, schedule="constant",
-                                                            betas=(0.9, 0.999), grad_clip=None, precision="bf16")),
-                             seeds=1),
+    release=LinearNetChapter(n=15, recipe=EdgeRecipe(Linear(width=512, init_std=0.02), _RELEASE_LINEAR_TRAIN),
+                             control=_RELEASE_ASSOCIATIVE, seeds=1),
     why={"recipe.model.init_std": "a tiny init (1e-4): the small-init regime where few directions win",
          "recipe.model.w_init_std": "a tiny init (1e-4) for W too",
          "recipe.train.lr": "1e-3: stable from the tiny init",
@@ -636,10 +638,8 @@ _register(
     paper=Headroom(transformer=EdgeRecipe(TINY_TRANSFORMER, TrainConfig(steps=3000, **_TINY_TRAIN)),
                    node2vec=EdgeRecipe(_NODE2VEC, TrainConfig(steps=10000, lr=1.0, **_GD)), seeds=5, k=2),
     release=Headroom(
-        transformer=EdgeRecipe(replace(TINY_TRANSFORMER, pos_init_std=1.0, scaled_residual_init=False),
-                               TrainConfig(steps=2500, betas=(0.9, 0.999), grad_clip=None, precision="bf16",
-                                           **_TINY_TRAIN)),
-        node2vec=EdgeRecipe(Node2Vec(dim=100, init_std=1.0), TrainConfig(steps=10000, lr=0.01, **_GD)), seeds=1, k=2),
+        transformer=EdgeRecipe(replace(TINY_TRANSFORMER, **_GPT_RELEASE), _RELEASE_TINY_TRAIN),
+        node2vec=_RELEASE_NODE2VEC, seeds=1, k=2),
     why={"transformer.model.pos_init_std": "nanoGPT's small positional init (the release's N(0, 1) is an init-order "
                                            "quirk)",
          "transformer.model.scaled_residual_init": "GPT-2's scaled residual init (the release's never fires)",
