@@ -12,7 +12,8 @@ Runs:
   ablation from it towards the book's recipe, one change at a time (``data/pathstar_release/``).
   Every ablation runs at most the release's own length (10,000 epochs) and stops once held-out
   full-path accuracy has been >= 0.9 at two evaluations in a row; a run that never gets there is
-  "not within the cap", and its curve is shipped all the same.
+  "not within the cap", and its curve is shipped all the same. ``--cap-steps N`` stops a run
+  after N steps (its checkpoint kept: a larger cap continues it); its JSON then says "capped".
 
 A run saves its state in the model cache after every evaluation; started again with the same
 command it continues from there. After every evaluation its JSON is rewritten with the curve so
@@ -37,6 +38,10 @@ from geomlib.recipes import pathstar_run
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 SWITCH = 0.9  # held-out full-path accuracy that counts as "path-finding from memory has appeared"
+
+
+class Capped(Exception):
+    """A run stopped at ``--cap-steps`` (its checkpoint is saved: a larger cap continues it)."""
 
 
 def headline_config() -> PathStarRun:
@@ -91,7 +96,8 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
 
 
-def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Path, command: str) -> dict:
+def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Path, command: str,
+            cap_steps: int | None = None) -> dict | None:
     commit, started = git_commit(), time.time()
     previous = json.loads(out.read_text()) if out.exists() else {}
     sessions = previous.get("sessions", []) if previous.get("config") == plain(cfg) else []
@@ -99,9 +105,12 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
     def publish(history, finished: bool = False) -> None:
         rows = history.rows
         first = next((r for r in rows if r.get("test_full", 0.0) >= SWITCH), None)
+        capped = not finished and cap_steps is not None and rows and rows[-1]["step"] >= cap_steps
+        status = ("finished" if finished else
+                  f"capped at {cap_steps} steps (not within the cap; resumable: a larger --cap-steps continues it)"
+                  if capped else "running (resumable: run the command again to continue)")
         write_json_atomic(out, {
-            "run": run, "name": name, "what": what, "seed": seed,
-            "status": "finished" if finished else "running (resumable: run the command again to continue)",
+            "run": run, "name": name, "what": what, "seed": seed, "status": status, "cap_steps": cap_steps,
             "command": command, "commit": commit, "geomlib": library_fingerprint(), "hardware": hardware(),
             "torch": str(torch.__version__), "threads": torch.get_num_threads(), "config": plain(cfg),
             "sessions": sessions + [{"started": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)),
@@ -110,8 +119,14 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
             f"heldout_full_path_ge_{SWITCH}_at": None if first is None else first["step"],
             f"seconds_to_{SWITCH}": None if first is None else first["seconds"],
             "rows": rows})
+        if capped:
+            raise Capped(rows[-1]["step"])
 
-    _, _, history = pathstar_run(cfg, seed, resumable=True, on_checkpoint=publish, progress=True)
+    try:
+        _, _, history = pathstar_run(cfg, seed, resumable=True, on_checkpoint=publish, progress=True)
+    except Capped as stop:
+        print(f"{name} (seed {seed}): capped at step {stop.args[0]} ({out.relative_to(ROOT)})")
+        return None
     publish(history, finished=True)
     last = history.last
     print(f"{name} (seed {seed}): finished at step {last['step']}: held-out full path {last['test_full']:.3f}")
@@ -125,6 +140,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--redo", action="store_true", help="run finished runs again")
+    ap.add_argument("--cap-steps", type=int, default=None,
+                    help="stop a run (resumably) once it has trained this many steps without finishing")
     args = ap.parse_args(argv)
     runs = {"headline_cpu": {"headline_cpu": ("the paper's headline cell on a CPU: path-star d=10^4, l=6, 2x128 "
                                               "GPT, `pathstar` cpu recipe scaled", headline_config())},
@@ -145,11 +162,16 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             out = (DATA / "headline_cpu.json" if args.run == "headline_cpu"
                    else DATA / "pathstar_release" / f"{_slug(name)}-seed{seed}.json")
-            if out.exists() and json.loads(out.read_text()).get("status") == "finished" and not args.redo:
+            done = json.loads(out.read_text()) if out.exists() else {}
+            if done.get("status") == "finished" and not args.redo:
                 print(f"{name} (seed {seed}): already finished ({out.relative_to(ROOT)}; --redo runs it again)")
                 continue
+            if (done.get("status", "").startswith("capped") and args.cap_steps is not None
+                    and done.get("steps", 0) >= args.cap_steps and not args.redo):
+                print(f"{name} (seed {seed}): already ran to the cap ({done['steps']} steps)")
+                continue
             out.parent.mkdir(parents=True, exist_ok=True)
-            run_one(args.run, name, what, cfg, seed, out, command)
+            run_one(args.run, name, what, cfg, seed, out, command, args.cap_steps)
     return 0
 
 
