@@ -1,0 +1,110 @@
+"""The 1-layer Transformer on the tiny graphs under the release's settings and ours, one change at
+a time, and in fp32 vs bf16 autocast: what moves its geometry ("Geometry from local supervision",
+"Headroom").
+
+Variants (every one: 1 layer, 1 head, width 32, AdamW lr 1e-2 cosine to 1e-3, no weight decay,
+full batch):
+
+* ``release``: the release's settings (positional embeddings N(0, 1), no residual scaling, betas
+  (0.9, 0.999), no clipping, 2,500 full-batch epochs, bf16 autocast);
+* ``release, fp32``: the same in fp32;
+* ``release, small positional init``: positional embeddings N(0, 0.02) and GPT-2's residual scaling;
+* ``release, betas (0.9, 0.95), clip 1.0``: nanoGPT's optimiser settings;
+* ``book before``: the book's former recipe (small positional init, nanoGPT's optimiser, 600 steps,
+  fp32).
+
+Per run (both directions; forward only; both directions with self-edges): edge recall, peak and
+final geometric level, the step of the peak, edge contrast, 2-hop AUC, and the energy share in the
+two top and the two most negative eigen-directions.
+
+    python benchmarks/tiny_transformer.py                       # everything (resumable)
+    python benchmarks/tiny_transformer.py --variants release --seeds 0 1
+
+Writes ``data/tiny_transformer.json`` after every run, with the command, commit, machine and torch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from geomlib.fileio import write_json_atomic
+from geomlib.geometry import cosine_matrix, edge_contrast, two_hop_auc
+from geomlib.graphs import tiny_graphs
+from geomlib.presets import RELEASE, TINY_TRANSFORMER, EdgeRecipe, TrainConfig, plain
+from geomlib.provenance import git_commit, hardware, library_fingerprint
+from geomlib.recipes import edge_run
+from geomlib.spectral import eigenpairs, energy_share
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "data" / "tiny_transformer.json"
+_REL = RELEASE["geometry_from_local_supervision"].recipe
+VARIANTS = {
+    "release": _REL,
+    "release, fp32": replace(_REL, train=replace(_REL.train, precision="fp32")),
+    "release, small positional init": replace(_REL, model=replace(_REL.model, pos_init_std=None,
+                                                                  scaled_residual_init=True)),
+    "release, betas (0.9, 0.95), clip 1.0": replace(_REL, train=replace(_REL.train, betas=(0.9, 0.95), grad_clip=1.0)),
+    "book before": EdgeRecipe(TINY_TRANSFORMER, TrainConfig(steps=600, lr=1e-2, final_lr_ratio=0.1,
+                                                            weight_decay=0.0)),
+}
+MODES = {"both": dict(directions="both", self_edges=False), "forward": dict(directions="forward", self_edges=False),
+         "self-edges": dict(directions="both", self_edges=True)}
+
+
+def measure(graph, recipe: EdgeRecipe, mode: str, seed: int) -> dict:
+    start = time.perf_counter()
+    m, h = edge_run(graph, recipe, seed, k=5, eval_every=5, progress=False, **MODES[mode])
+    E = m.token_embeddings()[: graph.num_nodes].detach().float()
+    lv = h["geometric_level"]
+    _, vecs = eigenpairs(graph)
+    return dict(recall=float(h.last["recall"]), peak_level=float(lv.max()), peak_step=int(h["step"][lv.argmax()]),
+                final_level=float(lv[-1]), contrast=edge_contrast(E, graph), two_hop=two_hop_auc(cosine_matrix(E), graph),
+                top2=energy_share(E, vecs, 2)["share"], zigzag2=energy_share(E, vecs, 2, which="bottom")["share"],
+                seconds=round(time.perf_counter() - start, 2))
+
+
+def main(argv=None) -> int:
+    graphs = tiny_graphs(0)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--graphs", nargs="+", default=list(graphs), choices=list(graphs))
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    command = "python benchmarks/tiny_transformer.py" + "".join(
+        f" {a!r}" if " " in a else f" {a}" for a in (sys.argv[1:] if argv is None else argv))
+    doc = json.loads(args.out.read_text()) if args.out.exists() else {}
+    runs = {r["key"]: r for r in doc.get("runs", [])}
+    commands = [c for c in doc.get("command", "").split(" && ") if c]
+    commands += [command] if command not in commands else []
+    for variant in args.variants:
+        for name in args.graphs:
+            for mode in args.modes:
+                for seed in args.seeds:
+                    key = f"{variant}|{name}|{mode}|{seed}"
+                    if key in runs:
+                        continue
+                    r = measure(tiny_graphs(seed)[name], VARIANTS[variant], mode, seed)
+                    runs[key] = dict(key=key, variant=variant, graph=name, mode=mode, seed=seed, **r)
+                    print(f"{key:60s} recall {r['recall']:.2f} peak {r['peak_level']:.2f}@{r['peak_step']} final "
+                          f"{r['final_level']:.2f} contrast {r['contrast']:.2f} zigzag {r['zigzag2']:.2f} "
+                          f"({r['seconds']:.1f} s)", flush=True)
+                    write_json_atomic(args.out, {
+                        "what": "the 1-layer Transformer on the tiny graphs: the release's settings, one change at a "
+                                "time, fp32 vs bf16 autocast, and the book's former recipe",
+                        "command": " && ".join(commands), "commit": git_commit(), "geomlib": library_fingerprint(),
+                        "hardware": hardware(), "torch": str(torch.__version__), "threads": torch.get_num_threads(),
+                        "variants": {k: plain(v) for k, v in VARIANTS.items()},
+                        "runs": sorted(runs.values(), key=lambda r: r["key"])})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
