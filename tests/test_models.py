@@ -138,3 +138,18 @@ def test_mamba_release_variants_are_options_with_the_books_block_as_default():
     book_a = book.layers[0].A_log.detach().clone()
     train(book, data, cfg, progress=False)
     assert (book_a - book.layers[0].A_log).max() > 0.3
+
+
+def test_node2vec_node_sum_loss_is_the_release_objective():
+    """The release's Node2Vec loss: for each source node, the mean over its neighbours of
+    -log P(v | u), summed over nodes; a bad loss name is refused when the model is built."""
+    torch.manual_seed(0)
+    m = models.Node2Vec(5, 8, init_std=1.0, loss="node_sum")
+    src = torch.tensor([0, 0, 0, 1, 2, 2, 4])
+    dst = torch.tensor([1, 2, 3, 0, 0, 4, 2])
+    _, loss = m(src[:, None], dst[:, None])
+    logp = torch.log_softmax(m.E @ m.E.T, dim=1)
+    expected = sum(-logp[u, dst[src == u]].mean() for u in src.unique())
+    assert torch.allclose(loss, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        models.Node2Vec(5, 8, loss="sum")

@@ -360,18 +360,32 @@ class Node2Vec(nn.Module):
     It has no matrix in which to store a lookup, so whatever it memorises is geometry.
     """
 
-    def __init__(self, num_nodes: int, dim: int = 100, init_std: float = 0.02):
+    LOSSES = ("mean", "node_sum")
+
+    def __init__(self, num_nodes: int, dim: int = 100, init_std: float = 0.02, loss: str = "mean"):
         super().__init__()
         if num_nodes < 2 or dim < 1:
             raise ValueError(f"Node2Vec needs num_nodes >= 2 and dim >= 1, got {num_nodes}, {dim}")
+        if loss not in self.LOSSES:
+            raise ValueError(f"Node2Vec loss must be one of {self.LOSSES}, got {loss!r}")
         self.num_nodes = num_nodes
+        self.loss = loss  # "mean": over the batch's edges; "node_sum" (the release): per source node, summed
         self.E = nn.Parameter(torch.randn(num_nodes, dim) * init_std)
 
     def scores(self) -> torch.Tensor:
         return self.E @ self.E.T
 
     def forward(self, idx, targets=None):
-        return _logits_and_loss(self.E[_node_rows(idx, targets, self.num_nodes)], targets, lambda h: h @ self.E.T)
+        rows = _node_rows(idx, targets, self.num_nodes)
+        logits, loss = _logits_and_loss(self.E[rows], targets, lambda h: h @ self.E.T)
+        if loss is None or self.loss == "mean":
+            return logits, loss
+        # the release's objective: the sum over source nodes u of the mean over u's neighbours of
+        # -log P(v | u), i.e. each edge's loss weighted by 1 / (edges from u in the batch), summed
+        mask = targets >= 0
+        u = rows[mask]
+        ce = F.cross_entropy(logits.float(), targets[mask], reduction="none")
+        return logits, (ce / torch.bincount(u, minlength=self.num_nodes)[u]).sum()
 
     def token_embeddings(self) -> torch.Tensor:
         return self.E.detach()
