@@ -36,7 +36,7 @@ import torch
 from geomlib.fileio import write_json_atomic
 from geomlib.geometry import cosine_matrix, edge_contrast, two_hop_auc
 from geomlib.graphs import tiny_graphs
-from geomlib.presets import RELEASE, TINY_TRANSFORMER, EdgeRecipe, TrainConfig, plain
+from geomlib.presets import GPT, RELEASE, EdgeRecipe, TrainConfig, plain
 from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.recipes import edge_run
 from geomlib.spectral import eigenpairs, energy_share
@@ -50,7 +50,7 @@ VARIANTS = {
     "release, small positional init": replace(_REL, model=replace(_REL.model, pos_init_std=None,
                                                                   scaled_residual_init=True)),
     "release, betas (0.9, 0.95), clip 1.0": replace(_REL, train=replace(_REL.train, betas=(0.9, 0.95), grad_clip=1.0)),
-    "book before": EdgeRecipe(TINY_TRANSFORMER, TrainConfig(steps=600, lr=1e-2, final_lr_ratio=0.1,
+    "book before": EdgeRecipe(GPT(n_layer=1, n_head=1, n_embd=32), TrainConfig(steps=600, lr=1e-2, final_lr_ratio=0.1,
                                                             weight_decay=0.0)),
 }
 MODES = {"both": dict(directions="both", self_edges=False), "forward": dict(directions="forward", self_edges=False),

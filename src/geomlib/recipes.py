@@ -15,6 +15,9 @@ geometric interventions) and the cache around them.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from .presets import EdgeRecipe, InContextRun, PathStarRun, Stage, model_kwargs,
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
 from .train import History, default_device, resolve_precision, set_seed, train
 
-__all__ = ["stage_batches", "run_recipe", "build_pathstar", "train_pathstar", "pathstar_run", "edge_run",
+__all__ = ["stage_batches", "run_recipe", "build_pathstar", "train_pathstar", "pathstar_run", "edge_run", "edge_runs",
            "incontext_run", "run_key"]
 
 
@@ -232,6 +235,45 @@ def edge_run(graph: Graph, recipe: EdgeRecipe, seed: int = 0, *, directions: str
     hist = train(net, data, cfg, evaluate=edge_metrics(graph, vocab, k, directions=directions), progress=progress,
                  desc=f"{kind} on {graph.name}")
     return net.eval(), hist
+
+
+def _edge_job(job: tuple) -> tuple:
+    torch.set_num_threads(1)
+    graph, recipe, seed, kwargs = job
+    return edge_run(graph, recipe, seed, **kwargs)
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def edge_runs(jobs, *, workers: int | None = None) -> list[tuple]:
+    """Many independent :func:`edge_run` calls, ``jobs = [(graph, recipe, seed, kwargs), ...]``,
+    spread over ``workers`` processes (default: one per CPU core), each single-threaded: a tiny
+    model's matmuls do not use a second core, a second process does. Returns ``[(model,
+    history), ...]`` in the order of ``jobs``. Every run seeds itself, so the result of a run does
+    not depend on which process ran it or on what ran before it. ``workers=1`` runs them here,
+    one after the other."""
+    jobs = [(g, r, s, dict(kw)) for g, r, s, kw in jobs]
+    for g, r, _, _ in jobs:  # bad input fails here, before any process starts
+        if not isinstance(r, EdgeRecipe):
+            raise TypeError(f"edge_runs takes geomlib.presets.EdgeRecipe recipes, got {type(r).__name__}")
+        if not isinstance(g, Graph):
+            raise TypeError(f"edge_runs takes geomlib.graphs.Graph graphs, got {type(g).__name__}")
+    workers = min(len(jobs), cpu_cores()) if workers is None else workers
+    if workers <= 1 or len(jobs) <= 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return [edge_run(g, r, s, **kw) for g, r, s, kw in jobs]
+        finally:
+            torch.set_num_threads(threads)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_edge_job, jobs))
 
 
 def incontext_run(run: InContextRun, seed: int = 0, *, progress=None, retrain: bool = False):
