@@ -19,6 +19,7 @@ import torch
 from geomlib.claims import CHECKS, passes
 from geomlib.evaluate import edge_recall, lag_steps, pathstar_metrics, readable_by
 from geomlib.geometry import (
+    LOOKUP_BAND_Z,
     cosine_matrix,
     edge_contrast,
     geometric_level,
@@ -176,6 +177,8 @@ def negative_cases(untrained) -> dict:
         "spectral.top_share": lambda: (random_spectral("top_share"), None),
         "spectral.cycle_circle": lambda: (random_spectral("cycle"), None),
         "spectral.level": lambda: (random_spectral("level"), None),
+        "spectral.release_start_top_share": lambda: (random_spectral("top_share"), None),  # a table never trained
+        "spectral.release_start_level": lambda: (random_spectral("level"), None),
         "spectral.eigenmap_angle": lambda: (np.degrees(principal_angles(random_embeddings(15), laplacian_eigenmap(
             cycle(15, 0), 2))).max(), None),
         "spectral.large_graph": lambda: (
@@ -191,9 +194,11 @@ def negative_cases(untrained) -> dict:
             cycle(15, 0))[1], normalise=False)) <= 2.5 for _ in range(3)]), None),
         "linear.margin_positive": lambda: (cycle_margin_z(lookup), None),
         "linear.control_margin": lambda: (cycle_margin_z(geometric), None),
+        "linear.control_far_below": lambda: (cycle_margin_z(lookup) - cycle_margin_z(lookup), None),  # both lookups
+        "knobs.large_lr": lambda: (np.mean([cycle_margin_z(lookup) > LOOKUP_BAND_Z for _ in range(2)]), None),
         "knobs.associative": lambda: (cycle_margin_z(geometric), None),
         **{cid: lambda: (cycle_margin_z(lookup), None) for cid in (
-            "knobs.large_lr", "knobs.weight_decay", "knobs.dropout", "knobs.small_init")},
+            "knobs.weight_decay", "knobs.dropout", "knobs.small_init")},
         # comparisons whose two sides are the same: a difference of zero
         **{cid: lambda: (same - same, None) for cid in (
             "headroom.zigzag", "headroom.level_gap", "headroom.self_edges_zigzag", "headroom.self_edges_level",

@@ -54,10 +54,10 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     "cascade.n1_no_lag": ("<=", "one evaluation interval of the mixed stage"),
     "cascade.parent_not_first": ("<=", "one evaluation interval of the mixed stage"),
     "local.recall": (">=", 1.0),
-    "local.peak_level": (">=", 0.5),
-    "local.settles": (">=", 0.1),
+    "local.peak_level": (">=", 0.8),  # the paper: "about 0.9"
+    "local.settles": (">=", 0.3),
     "local.two_hop": (">=", 0.9),
-    "local.forward_only": (">=", 0.1),
+    "local.forward_only": (">=", 0.25),
     "pressures.geometry_without_pressure": (">=", 0.9),
     "pressures.control_recall": (">=", 1.0),
     "pressures.geometry_over_control": (">=", 0.2),
@@ -65,6 +65,8 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     "spectral.top_share": (">=", 0.9),
     "spectral.cycle_circle": (">=", 0.99),
     "spectral.level": (">=", 0.85),
+    "spectral.release_start_top_share": (">=", 0.9),
+    "spectral.release_start_level": (">=", 0.9),  # the paper: "about 0.95"
     "spectral.eigenmap_angle": ("<=", 10.0),
     "spectral.large_graph": (">=", 10.0),
     "spectral.linearisation": ("<=", 0.01),
@@ -73,13 +75,14 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     "linear.exactly_two": (">=", 0.5),
     "linear.margin_positive": (">", 2.0),
     "linear.control_margin": ("<=", 2.0),
+    "linear.control_far_below": (">=", 2.0),
     "headroom.zigzag": (">=", 0.05),
     "headroom.level_gap": (">=", 0.3),
     "headroom.self_edges_zigzag": (">=", 0.05),
     "headroom.self_edges_level": (">=", 0.1),
     "knobs.recall": (">=", 1.0),
     "knobs.associative": ("<=", 2.0),
-    "knobs.large_lr": (">", 2.0),
+    "knobs.large_lr": (">=", 0.5),  # share of seeds above the lookup band
     "knobs.weight_decay": (">", 2.0),
     "knobs.dropout": (">", 2.0),
     "knobs.small_init": (">", 2.0),
@@ -100,7 +103,7 @@ CHECKS: dict[str, tuple[str, float | str]] = {
 # most but not all of them (their rate is on the report page). A run where it does not hold records
 # "tendency" (never a pass) and the build goes on; the chapter says so in prose.
 TENDENCIES: set[str] = {
-    "knobs.large_lr",  # per-seed z-scores 0.2 to 4.2: most seeds leave the lookup band, not all
+    "knobs.large_lr",  # 6 of seeds 0-6 leave the lookup band, not all (data/knobs_seeds.json)
     "scaling.bigger_models",  # per-seed gains -0.32 to +0.64 over 25 held-out leaves a cell
     "interventions.best_mean_gain",  # the plain model's outcome is bimodal (0 or 0.92) over seeds
 }

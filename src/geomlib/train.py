@@ -79,7 +79,9 @@ class TrainConfig:
     warmup: int = 0
     final_lr_ratio: float = 0.1
     decay_fraction: float = 0.3
-    optimizer: str = "adamw"  # "adamw" or "sgd" (plain gradient descent, no momentum)
+    # "adamw"; "adamw_fused" (the same update in PyTorch's fused kernel: faster on a big matrix,
+    # rounding differs in the last bits); or "sgd" (plain gradient descent, no momentum)
+    optimizer: str = "adamw"
     weight_decay: float = 0.0
     decay_all: bool = False  # weight decay on every parameter (biases and norms too), as the release;
     # default: matrices only
@@ -108,8 +110,8 @@ class TrainConfig:
             raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+        if self.optimizer not in ("adamw", "adamw_fused", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw', 'adamw_fused' or 'sgd', got {self.optimizer!r}")
         self.betas = tuple(self.betas)
 
 
@@ -236,13 +238,14 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     torch.manual_seed(cfg.seed)
     samplers = {k: _Sampler(v.to(device), sizes.get(k), gen) for k, v in streams.items()}
     params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adamw":
+    if cfg.optimizer in ("adamw", "adamw_fused"):
         # matrices decay, vectors do not (unless decay_all); a parameter may opt out (``p._no_weight_decay = True``)
         exempt = [(p.dim() < 2 and not cfg.decay_all) or getattr(p, "_no_weight_decay", False) for p in params]
         decay = [p for p, e in zip(params, exempt) if not e]
         no_decay = [p for p, e in zip(params, exempt) if e]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas,
+                                fused=cfg.optimizer == "adamw_fused" or None)
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     precision = resolve_precision(cfg.precision, device)
