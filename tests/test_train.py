@@ -281,3 +281,21 @@ def test_a_change_to_a_shared_preset_recomputes_the_runs_that_embed_it(tmp_path,
     edited = replace(run.emb_init, train=replace(run.emb_init.train, lr=0.5))  # an edit to the spectral-bias recipe
     pathstar_run(replace(run, emb_init=edited), progress=False)
     assert len(entries()) == 2
+
+
+def test_edge_runs_in_processes_match_one_after_the_other():
+    """Independent tiny-graph runs spread over worker processes give exactly what running them
+    here, one after the other, gives; bad input fails before any process starts."""
+    from geomlib.graphs import cycle
+    from geomlib.presets import EdgeRecipe, Linear
+    from geomlib.recipes import edge_runs
+
+    recipe = EdgeRecipe(Linear(width=16), TrainConfig(steps=30, lr=1e-2))
+    jobs = [(cycle(7, s), recipe, s, dict(k=2, eval_every=10, progress=False)) for s in (0, 1)]
+    here = edge_runs(jobs, workers=1)
+    there = edge_runs(jobs, workers=2)
+    for (m1, h1), (m2, h2) in zip(here, there):
+        untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in h.rows] for h in (h1, h2)]
+        assert torch.equal(m1.W, m2.W) and untimed[0] == untimed[1]
+    with pytest.raises(TypeError, match="EdgeRecipe"):
+        edge_runs([(cycle(7, 0), "linear", 0, {})])
