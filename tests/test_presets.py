@@ -61,3 +61,14 @@ def test_every_chapter_shows_its_setup_table():
         nb = json.loads((book / f"{chapter}.ipynb").read_text())
         code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
         assert "ch.setup_table()" in code, f"{chapter} does not show its setup-vs-release table"
+
+
+def test_format_departures_belong_to_chapters_and_show_in_their_tables():
+    from geomlib.presets import FORMATS
+
+    assert set(FORMATS) <= set(PRESETS)
+    for chapter, rows in FORMATS.items():
+        table = str(setup_table(chapter))
+        for setting, ours, release, why in rows:
+            assert why and ours != release
+            assert f"`{setting}`" in table

@@ -35,7 +35,7 @@ from .train import PRECISIONS, TrainConfig
 
 __all__ = ["PRESETS", "RELEASE", "WHY", "get_preset", "preset_names", "setup_table", "departures", "is_release",
            "plain", "GPT", "Mamba", "Linear", "Node2Vec", "EdgeRecipe", "Stage", "PathStarRun", "InContextRun",
-           "RELEASE_RECIPE", "PATHSTAR_CPU", "TINY_TRANSFORMER", "ASSOCIATIVE_CONTROL"]
+           "RELEASE_RECIPE", "PATHSTAR_CPU", "TINY_TRANSFORMER", "ASSOCIATIVE_CONTROL", "FORMATS"]
 
 
 # ----------------------------------------------------------------------------- typed values
@@ -728,6 +728,24 @@ _register(
 )
 
 
+# Departures no preset value holds: how an example is formatted or a model is built, the same in
+# every preset of the chapter. (setting, this book, the release, why); shown in its setup table.
+_NET_FORMAT = ("net", "E_u W E^T over the nodes", "E (W E_u + b), E also over the special tokens",
+               "no bias and no special-token rows, so that the geometric margin reads W alone (not re-run with "
+               "the release's bias)")
+FORMATS: dict[str, list[tuple[str, str, str, str]]] = {
+    "hardest_token": [("hardest-token example", "[PATH] leaf [PAUSE] root -> n1 (the root given)",
+                       "[PATH] leaf [PAUSE] -> n1",
+                       "every path example of the book is one sequence, root first; the root is the same for every "
+                       "arm, so it says nothing about which n1 (not re-measured in the release's format)")],
+    "geometry_explains": [("control: positional embeddings", "trained", "frozen with the token embeddings",
+                           "the control needs only token embeddings that carry no geometry; positions are shared by "
+                           "all arms (not re-measured with them frozen)")],
+    "linear_net": [_NET_FORMAT],
+    "knobs": [_NET_FORMAT],
+}
+
+
 # ----------------------------------------------------------------------------- access
 def get_preset(chapter: str, name: str = "cpu"):
     """Preset ``name`` (``"cpu"`` or ``"paper"``) of ``chapter`` (a notebook's name); a copy, so a
@@ -848,7 +866,7 @@ def setup_table(chapter: str, name: str = "cpu") -> SetupTable:
     rows = []
     for (tail, ours, theirs, why), heads in groups.items():
         rows.append((_join_heads(heads, tail), ours, theirs, why))
-    return SetupTable(chapter, name, rows)
+    return SetupTable(chapter, name, rows + FORMATS.get(chapter, []))
 
 
 def _split_head(path: str) -> tuple[str, str]:
