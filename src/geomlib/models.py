@@ -377,13 +377,13 @@ class Node2Vec(nn.Module):
 
     def forward(self, idx, targets=None):
         rows = _node_rows(idx, targets, self.num_nodes)
-        logits, loss = _logits_and_loss(self.E[rows], targets, lambda h: h @ self.E.T)
-        if loss is None or self.loss == "mean":
-            return logits, loss
+        if targets is None or self.loss == "mean":
+            return _logits_and_loss(self.E[rows], targets, lambda h: h @ self.E.T)
         # the release's objective: the sum over source nodes u of the mean over u's neighbours of
         # -log P(v | u), i.e. each edge's loss weighted by 1 / (edges from u in the batch), summed
         mask = targets >= 0
         u = rows[mask]
+        logits = self.E[u] @ self.E.T
         ce = F.cross_entropy(logits.float(), targets[mask], reduction="none")
         return logits, (ce / torch.bincount(u, minlength=self.num_nodes)[u]).sum()
 
