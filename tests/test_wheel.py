@@ -41,6 +41,10 @@ def test_the_wheel_works_from_a_fresh_environment_outside_the_repository(tmp_pat
     study = _run(py, "-c", "from geomlib.cache import shipped_data; print(shipped_data('pathstar_seed_study.json'))",
                  cwd=outside).stdout.strip()
     assert fresh_site in Path(study).parents and json.loads(Path(study).read_text())
+    # the long runs in data/<folder>/ travel with the wheel too (the chapter draws them in Colab)
+    runs = _run(py, "-c", "from geomlib.cache import shipped_files; print(len(shipped_files('pathstar_release')))",
+                cwd=outside).stdout.strip()
+    assert int(runs) == len(list((ROOT / "data" / "pathstar_release").glob("*.json"))) > 0
 
     # the path-finding chapter's seed-study figure, its own cell, drawn from the installed data
     source = nbformat.read(ROOT / "book" / "path_finding_from_memory.ipynb", as_version=4)

@@ -8,6 +8,9 @@ Runs:
 
 * ``headline_cpu``: the paper's headline cell (d = 10^4, l = 6) with the book's 2x128 GPT and the
   `pathstar` cpu recipe scaled to that graph (``data/headline_cpu.json``).
+* ``length``: the paper's path length l = 6 (and longer) at d = 500: the book's recipe, the
+  book's recipe with one change, and the release recipe with its fastest lever at l = 5
+  (``data/pathstar_length/``).
 * ``release``: the authors' release recipe (preset ``pathstar_release``, cpu scale) and an
   ablation from it towards the book's recipe, one change at a time (``data/pathstar_release/``).
   Every ablation runs at most the release's own length (10,000 epochs) and stops once held-out
@@ -31,7 +34,7 @@ from pathlib import Path
 import torch
 
 from geomlib.fileio import write_json_atomic
-from geomlib.presets import PATHSTAR_CPU, RELEASE_RECIPE, PathStarRun, plain
+from geomlib.presets import PATHSTAR_CPU, PATHSTAR_L6_CPU, RELEASE_RECIPE, PathStarRun, plain
 from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.recipes import pathstar_run
 
@@ -92,6 +95,79 @@ def release_ablation() -> dict[str, tuple[str, PathStarRun]]:
     }
 
 
+def release_steps(d: int, l: int, batch: int, epochs: int = 10_000) -> int:
+    """The release's length in steps: ``epochs`` passes over every edge both ways and the
+    training paths of 75% of the leaves, in batches of ``batch``, rounded to hundreds."""
+    examples = 2 * d * (l - 1) + round(0.75 * d)
+    return int(round(epochs * examples / batch, -2))
+
+
+def length_runs() -> dict[str, tuple[str, PathStarRun]]:
+    """The paper's path length (the release's default l = 6, and longer) at the book's d = 500 and
+    2 x 128 GPT: the release recipe with the one change that switched fastest at l = 5 (AdamW
+    betas (0.9, 0.95), gradient clipping at 1.0), the release recipe itself, the book's own
+    recipe, and the book's recipe with one change (model size, arms, token-embedding init). Each
+    stops once held-out full path has been >= 0.9 at two evaluations in a row, or at its end (the
+    release's 10,000 epochs; the book's own schedule)."""
+    rel = RELEASE_RECIPE["cpu"]
+    stage = rel.stages[0]
+
+    def epochs(l: int) -> int:
+        return release_steps(rel.d, l, stage.batch)
+
+    def near_release(l: int) -> PathStarRun:
+        st = replace(stage, train=replace(stage.train, steps=epochs(l), betas=(0.9, 0.95), grad_clip=1.0))
+        return replace(rel, l=l, stages=(st,), stop_at=SWITCH, stop_patience=2)
+
+    out = {}
+    for l in (6, 8, 10):
+        out[f"l{l}: release + betas (0.9, 0.95), clip 1.0"] = (
+            f"l = {l}: the release recipe with AdamW betas (0.9, 0.95) and gradient clipping at 1.0", near_release(l))
+    out["l6: release"] = ("l = 6: the release recipe, every value as the release",
+                          replace(rel, l=6, stages=(replace(stage, train=replace(stage.train, steps=epochs(6))),),
+                                  stop_at=SWITCH, stop_patience=2))
+    ours = replace(PATHSTAR_CPU, l=6, stop_at=SWITCH, stop_patience=2)
+    out["l6: ours"] = ("l = 6: the book's path-star recipe", ours)
+    out["l6: ours, 2x256"] = ("l = 6: the book's recipe, a 2-layer width-256 GPT (8 heads)",
+                              replace(ours, model=replace(ours.model, n_embd=256, n_head=8)))
+    out["l6: ours, 4x128"] = ("l = 6: the book's recipe, a 4-layer width-128 GPT",
+                              replace(ours, model=replace(ours.model, n_layer=4)))
+    out["l6: ours, d=1000"] = ("l = 6: the book's recipe on 1,000 arms", replace(ours, d=1000))
+    for std in (0.002, 0.0005, 0.0002):
+        out[f"l6: ours, token init {std:g}"] = (f"l = 6: the book's recipe, token embeddings N(0, {std:g})",
+                                                replace(ours, model=replace(ours.model, emb_init_std=std)))
+    small = replace(ours, model=replace(ours.model, emb_init_std=0.0005), stop_at=None)
+    out["l6: ours, token init 0.0005, to the end"] = (
+        "l = 6: the book's recipe, token embeddings N(0, 0.0005), not stopped at the switch (does it stay?)", small)
+    out["l6: ours, token init 0.0002, to the end"] = (
+        "l = 6: the book's recipe, token embeddings N(0, 0.0002), not stopped at the switch",
+        replace(small, model=replace(ours.model, emb_init_std=0.0002)))
+
+    def mixed(run: PathStarRun, **train) -> PathStarRun:
+        edges, mix = run.stages
+        return replace(run, stages=(edges, replace(mix, train=replace(mix.train, **train))))
+
+    l6 = PATHSTAR_L6_CPU
+    out["l6: the chapter's l = 6 recipe"] = (
+        "l = 6: the run of 'Path-finding from memory' at l = 6 (PATHSTAR_L6_CPU: the book's recipe with token "
+        "embeddings N(0, 0.0005), weight decay 0.01 and paths at their natural share in a 600-step mixed stage), "
+        "not stopped at the switch", l6)
+    quarter = replace(l6, stages=(l6.stages[0], replace(l6.stages[1], path_fraction=0.25)))
+    out["l6: small init, weight decay 0.01, a quarter paths"] = (
+        "l = 6: the chapter's l = 6 recipe with a quarter of each mixed batch paths (the book's l = 5 share), not "
+        "stopped at the switch", quarter)
+    out["l6: small init, weight decay 0.01, a quarter paths, token init 0.0002"] = (
+        "l = 6: the same with token embeddings N(0, 0.0002)",
+        replace(quarter, model=replace(quarter.model, emb_init_std=0.0002)))
+    out["l6: ours, token init 0.0005, weight decay 0.1, to the end"] = (
+        "l = 6: the book's recipe, token embeddings N(0, 0.0005), weight decay 0.1 in the mixed stage (the book: "
+        "1.0), not stopped at the switch", mixed(small, weight_decay=0.1))
+    out["l6: ours, token init 0.0005, weight decay 0.01, to the end"] = (
+        "l = 6: the book's recipe, token embeddings N(0, 0.0005), weight decay 0.01 in the mixed stage (the book: "
+        "1.0; the release: 0.01), not stopped at the switch", mixed(small, weight_decay=0.01))
+    return out
+
+
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
 
@@ -108,7 +184,7 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
         capped = not finished and cap_steps is not None and rows and rows[-1]["step"] >= cap_steps
         status = ("finished" if finished else
                   f"capped at {cap_steps} steps (not within the cap; resumable: a larger --cap-steps continues it)"
-                  if capped else "running (resumable: run the command again to continue)")
+                  if capped else "unfinished (resumable: run the command again to continue)")
         write_json_atomic(out, {
             "run": run, "name": name, "what": what, "seed": seed, "status": status, "cap_steps": cap_steps,
             "command": command, "commit": commit, "geomlib": library_fingerprint(), "hardware": hardware(),
@@ -135,7 +211,7 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", nargs="?", choices=["headline_cpu", "release"])
+    ap.add_argument("run", nargs="?", choices=["headline_cpu", "release", "length"])
     ap.add_argument("only", nargs="*", help="release: the runs to do (default: all, in order)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--list", action="store_true")
@@ -145,7 +221,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     runs = {"headline_cpu": {"headline_cpu": ("the paper's headline cell on a CPU: path-star d=10^4, l=6, 2x128 "
                                               "GPT, `pathstar` cpu recipe scaled", headline_config())},
-            "release": release_ablation()}
+            "release": release_ablation(), "length": length_runs()}
     if args.list or args.run is None:
         for run, table in runs.items():
             for name, (what, _) in table.items():
@@ -161,7 +237,7 @@ def main(argv=None) -> int:
         what, cfg = table[name]
         for seed in args.seeds:
             out = (DATA / "headline_cpu.json" if args.run == "headline_cpu"
-                   else DATA / "pathstar_release" / f"{_slug(name)}-seed{seed}.json")
+                   else DATA / f"pathstar_{args.run}" / f"{_slug(name)}-seed{seed}.json")
             done = json.loads(out.read_text()) if out.exists() else {}
             if done.get("status") == "finished" and not args.redo:
                 print(f"{name} (seed {seed}): already finished ({out.relative_to(ROOT)}; --redo runs it again)")

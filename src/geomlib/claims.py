@@ -43,6 +43,7 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     "assoc_vs_geo.pca_ring": (">=", 1.0),
     "pathstar.heldout_full_path": (">=", 0.5),  # seeds 0-4 end at 0.78-1.00; a failed read-out at ~1/d
     "pathstar.heldout_n1_over_chance": (">=", 100.0),
+    "pathstar.l6_heldout_full_path": (">=", 0.5),  # l = 6; the l = 5 recipe there ends at 0.01-0.15; chance ~1/d
     "incontext.later_tokens_learned": (">=", 0.9),
     "incontext.n1_at_chance": ("<=", "chance 1/d + 0.1"),
     "hardest.heldout_n1": (">=", 0.5),  # 0.99-1.00 over seeds in bf16, 0.93 in fp32; chance 1/d

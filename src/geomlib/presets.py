@@ -35,7 +35,7 @@ from .train import PRECISIONS, TrainConfig
 
 __all__ = ["PRESETS", "RELEASE", "WHY", "get_preset", "preset_names", "setup_table", "departures", "is_release",
            "plain", "GPT", "Mamba", "Linear", "Node2Vec", "EdgeRecipe", "Stage", "PathStarRun", "InContextRun",
-           "RELEASE_RECIPE", "PATHSTAR_CPU", "TINY_TRANSFORMER", "ASSOCIATIVE_CONTROL", "FORMATS"]
+           "RELEASE_RECIPE", "PATHSTAR_CPU", "PATHSTAR_L6_CPU", "TINY_TRANSFORMER", "ASSOCIATIVE_CONTROL", "FORMATS"]
 
 
 # ----------------------------------------------------------------------------- typed values
@@ -268,6 +268,19 @@ PATHSTAR_CPU = PathStarRun(d=500, l=5, model=_GPT_CPU, stages=(_EDGE_STAGE_CPU, 
 # Runs whose edge stage needs no fine timeline (only the cascade chapter reads it every 20 steps).
 _EDGE_STAGE_CPU_COARSE = replace(_EDGE_STAGE_CPU, train=replace(_EDGE_STAGE_CPU.train, eval_every=100))
 
+# The book's recipe at the release's path length l = 6 (measured: tools/long_run.py length, data/pathstar_length/):
+# at l = 6 the book's l = 5 recipe reads held-out n1 out of the geometry only transiently (0.08 at the first
+# evaluation after paths enter, then ~0) and the release's recipe not at all within 4,000 steps. Three changes, each
+# towards the paper, make the read-out appear and stay: token embeddings from N(0, 0.0005) instead of N(0, 0.02)
+# (held-out n1 at the switch 0.08 -> 0.68 at 0.002 -> 0.98 at 0.0005; a small init is the paper's geometric regime,
+# "Knobs"); the release's weight decay 0.01 in the mixed stage instead of 1.0 (with 1.0 a per-leaf lookup displaces
+# the read-out: 0.98 -> 0.15 by step 1,500; with 0.01 it is 0.91 there); and the training paths at their natural
+# share of each mixed batch, as the release (with a quarter, seed 1 drifted from 0.98 to 0.86 within the 600
+# mixed steps; at the natural share it ended at 0.97). The mixed stage is 600 steps (the switch comes within 100).
+PATHSTAR_L6_CPU = replace(PATHSTAR_CPU, l=6, model=replace(_GPT_CPU, emb_init_std=0.0005), stages=(
+    _EDGE_STAGE_CPU_COARSE, replace(_MIXED_STAGE_CPU, path_fraction=None,
+                                    train=replace(_MIXED_STAGE_CPU.train, steps=600, weight_decay=0.01))))
+
 # The authors' release recipe (`mixed_full_path`), every value as the release: one mixed stage from
 # scratch (no edge-only stage), edges and training paths in their natural proportion, AdamW lr
 # 5e-4, betas (0.9, 0.999), weight decay 0.01 on every parameter, no gradient clipping, warmup
@@ -300,6 +313,7 @@ _SCALING_BASE_CPU = PathStarRun(d=100, l=5, model=_GPT_CPU, stages=(
 @dataclass(frozen=True)
 class PathFindingFromMemory(_Typed):
     run: PathStarRun  # the in-weights task
+    length6: PathStarRun  # the same task at the release's path length l = 6
     incontext: InContextRun  # the same graphs given in context
 
 
@@ -428,8 +442,9 @@ def _register(chapter: str, *, cpu, paper, release, why: dict[str, str]) -> None
 # whose run does not depart at one of these settings simply does not show that row).
 _WHY_PATHSTAR = {
     "d": "budget: 500 arms train in minutes on 2 CPU cores; the release's 10^4 arms need a GPU (`paper` preset)",
-    "l": "the book's phase diagram: at l = 6 held-out paths appear and are then displaced at CPU scale "
-         "(see 'Scaling'); l = 5 is where they stay",
+    "l": "the book's recipe is measured at l = 5; at the release's l = 6 it reads held-out n1 only transiently "
+         "(a per-leaf lookup displaces it; data/pathstar_length). 'Path-finding from memory' also runs l = 6, with "
+         "a small token init and the release's weight decay and path share",
     "model.n_layer": "budget: 2 x 128 is what 2 CPU cores train in minutes; the release uses 12 x 384",
     "model.n_head": "budget: 4 heads at width 128 (head size 32); the release uses 8 at 384",
     "model.n_embd": "budget (see n_layer)",
@@ -446,8 +461,8 @@ _WHY_PATHSTAR = {
     "stages[mixed].train.warmup": "the edge stage has already warmed the model up",
     "stages[mixed].train.final_lr_ratio": "the book's recipe (decay to 0.05 lr)",
     "stages[mixed].train.decay_fraction": "the book's recipe (decay over the second half)",
-    "stages[mixed].train.weight_decay": "weight decay 1.0 favours the geometric read-out over a per-leaf lookup "
-                                        "(measured in the ablation)",
+    "stages[mixed].train.weight_decay": "at l = 5 weight decay 1.0 favours the geometric read-out over a per-leaf "
+                                        "lookup (measured in the ablation; at l = 6 it does the opposite)",
     "stages[mixed].train.decay_all": "nanoGPT's convention: biases and norms do not decay",
     "stages[mixed].train.betas": "nanoGPT's (0.9, 0.95)",
     "stages[mixed].train.grad_clip": "nanoGPT's clipping at 1.0",
@@ -473,10 +488,15 @@ _INCONTEXT_PAPER = InContextRun(d=5, l=5, num_labels=50, num_train=200_000, num_
 # (0.50) from then to step 1,500 in a longer run, so steps beyond 600 only cost time.
 _register(
     "path_finding_from_memory",
-    cpu=PathFindingFromMemory(run=PATHSTAR_CPU, incontext=_INCONTEXT_CPU),
-    paper=PathFindingFromMemory(run=_PATHSTAR_PAPER, incontext=_INCONTEXT_PAPER),
-    release=PathFindingFromMemory(run=_PATHSTAR_PAPER, incontext=_INCONTEXT_PAPER),
-    why={**{f"run.{k}": v for k, v in _WHY_PATHSTAR.items()},
+    cpu=PathFindingFromMemory(run=PATHSTAR_CPU, length6=PATHSTAR_L6_CPU, incontext=_INCONTEXT_CPU),
+    paper=PathFindingFromMemory(run=_PATHSTAR_PAPER, length6=_PATHSTAR_PAPER, incontext=_INCONTEXT_PAPER),
+    release=PathFindingFromMemory(run=_PATHSTAR_PAPER, length6=_PATHSTAR_PAPER, incontext=_INCONTEXT_PAPER),
+    why={**{f"{p}.{k}": v for p in ("run", "length6") for k, v in _WHY_PATHSTAR.items()},
+         "length6.model.emb_init_std": "at l = 6 a small token init is what makes held-out n1 readable from the "
+                                       "geometry (0.08 at N(0, 0.02), 0.98 at N(0, 0.0005), measured in "
+                                       "data/pathstar_length); the release: N(0, 0.02)",
+         "length6.stages[mixed].train.steps": "budget: held-out paths switch on within the first 100 mixed steps; "
+                                              "600 mixed steps (the release runs 10,000 epochs)",
          "incontext.d": "budget: d = 2 (Bachmann & Nagarajan's smallest); their d = 5 in `paper`",
          "incontext.num_train": "budget: 50,000 graphs show the failure within 600 steps",
          "incontext.num_test": "budget",
@@ -732,10 +752,6 @@ _NET_FORMAT = ("net", "E_u W E^T over the nodes", "E (W E_u + b), E also over th
                "no bias and no special-token rows, so that the geometric margin reads W alone (not re-run with "
                "the release's bias)")
 FORMATS: dict[str, list[tuple[str, str, str, str]]] = {
-    "hardest_token": [("hardest-token example", "[PATH] leaf [PAUSE] root -> n1 (the root given)",
-                       "[PATH] leaf [PAUSE] -> n1",
-                       "every path example of the book is one sequence, root first; the root is the same for every "
-                       "arm, so it says nothing about which n1 (not re-measured in the release's format)")],
     "geometry_explains": [("control: positional embeddings", "trained", "frozen with the token embeddings",
                            "the control needs only token embeddings that carry no geometry; positions are shared by "
                            "all arms (not re-measured with them frozen)")],
