@@ -119,10 +119,8 @@ def length_runs() -> dict[str, tuple[str, PathStarRun]]:
         st = replace(stage, train=replace(stage.train, steps=epochs(l), betas=(0.9, 0.95), grad_clip=1.0))
         return replace(rel, l=l, stages=(st,), stop_at=SWITCH, stop_patience=2)
 
-    out = {}
-    for l in (6, 8, 10):
-        out[f"l{l}: release + betas (0.9, 0.95), clip 1.0"] = (
-            f"l = {l}: the release recipe with AdamW betas (0.9, 0.95) and gradient clipping at 1.0", near_release(l))
+    out = {"l6: release + betas (0.9, 0.95), clip 1.0": (
+        "l = 6: the release recipe with AdamW betas (0.9, 0.95) and gradient clipping at 1.0", near_release(6))}
     out["l6: release"] = ("l = 6: the release recipe, every value as the release",
                           replace(rel, l=6, stages=(replace(stage, train=replace(stage.train, steps=epochs(6))),),
                                   stop_at=SWITCH, stop_patience=2))
@@ -152,6 +150,8 @@ def length_runs() -> dict[str, tuple[str, PathStarRun]]:
         "l = 6: the run of 'Path-finding from memory' at l = 6 (PATHSTAR_L6_CPU: the book's recipe with token "
         "embeddings N(0, 0.0005), weight decay 0.01 and paths at their natural share in a 600-step mixed stage), "
         "not stopped at the switch", l6)
+    for l in (8, 10):
+        out[f"l{l}: the chapter's l = 6 recipe"] = (f"l = {l}: the chapter's l = 6 recipe at l = {l}", replace(l6, l=l))
     quarter = replace(l6, stages=(l6.stages[0], replace(l6.stages[1], path_fraction=0.25)))
     out["l6: small init, weight decay 0.01, a quarter paths"] = (
         "l = 6: the chapter's l = 6 recipe with a quarter of each mixed batch paths (the book's l = 5 share), not "
