@@ -91,8 +91,6 @@ def untrained_pathstar():
         model = build_model(kind, vocab_size=task.vocab.size, **cfg).eval()
         with torch.no_grad():
             out[kind] = pathstar_metrics(task, train=True, edges=True)(model)
-            if kind == "gpt":  # the hardest-token recipe's own metric
-                out["gpt_hardest"] = pathstar_metrics(task, train=True, hardest_token=True)(model)
     return task, out
 
 
@@ -125,7 +123,7 @@ def random_spectral(what: str) -> float:
 def negative_cases(untrained) -> dict:
     """claim id -> a function returning (measured on a broken input, threshold for a computed rule)."""
     task, metrics = untrained
-    gpt, gpt_hardest, mamba, d = metrics["gpt"], metrics["gpt_hardest"], metrics["mamba"], task.d
+    gpt, mamba, d = metrics["gpt"], metrics["mamba"], task.d
     same = 0.7  # both sides of a comparison equal: a difference of 0
     return {
         # recall: an untrained memory whose answers are all equal recalls nothing (ties count as misses)
@@ -143,7 +141,7 @@ def negative_cases(untrained) -> dict:
         "pathstar.heldout_full_path": lambda: (gpt["test_full"], None),
         "pathstar.l6_heldout_full_path": lambda: (gpt["test_full"], None),
         "pathstar.heldout_n1_over_chance": lambda: (gpt["test_n1"] * d, None),
-        "hardest.heldout_n1": lambda: (gpt_hardest["test_n1_hardest"], None),
+        "hardest.heldout_n1": lambda: (gpt["test_n1_tf"], None),
         "geometry.probe": lambda: (nearest_child_probe(random_embeddings(task.graph.num_nodes), task.graph,
                                                        task.test_arms), None),
         "geometry.control_memorises": lambda: (gpt["edge_top1_neighbour"], None),

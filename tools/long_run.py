@@ -128,8 +128,6 @@ def length_runs() -> dict[str, tuple[str, PathStarRun]]:
     out["l6: ours"] = ("l = 6: the book's path-star recipe", ours)
     out["l6: ours, 2x256"] = ("l = 6: the book's recipe, a 2-layer width-256 GPT (8 heads)",
                               replace(ours, model=replace(ours.model, n_embd=256, n_head=8)))
-    out["l6: ours, 4x128"] = ("l = 6: the book's recipe, a 4-layer width-128 GPT",
-                              replace(ours, model=replace(ours.model, n_layer=4)))
     out["l6: ours, d=1000"] = ("l = 6: the book's recipe on 1,000 arms", replace(ours, d=1000))
     for std in (0.002, 0.0005, 0.0002):
         out[f"l6: ours, token init {std:g}"] = (f"l = 6: the book's recipe, token embeddings N(0, {std:g})",

@@ -112,7 +112,7 @@ def edge_recall(scores: torch.Tensor | np.ndarray, graph: Graph, k: int | str = 
 
 
 def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = False, edges: bool = False,
-                     probe: bool = True, max_paths: int = 4096, decode: str = "nodes", hardest_token: bool = False):
+                     probe: bool = True, max_paths: int = 4096, decode: str = "nodes"):
     """An ``evaluate`` callback for :func:`geomlib.train.train` on the path-star task.
 
     Returns, on held-out leaves: greedy full-path and ``n1`` accuracy (``test_full``,
@@ -121,10 +121,7 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
     the root ... ``l - 1`` the leaf, as the release logs ``token_i``) and teacher-forced
     (``test_tf_pos{i}``, the true previous tokens given); optionally the training paths' full-path accuracy, edge
     recall (top-1 is a true neighbour), and the geometry probes on held-out leaves: ``probe``
-    (nearest child = own ``n1``) and ``probe_k{k}`` (own ``k``-hop ancestor nearest among its depth).
-    ``hardest_token=True`` adds ``test_n1_hardest``: held-out ``n1`` as the release's hardest-token
-    recipe trains and scores it, the argmax over nodes right after ``[PATH] leaf [PAUSE]``; and the
-    training paths are scored the same way (``train_full`` is then training ``n1``)."""
+    (nearest child = own ``n1``) and ``probe_k{k}`` (own ``k``-hop ancestor nearest among its depth)."""
     from .geometry import ancestor_probe
 
     l = task.l
@@ -139,12 +136,7 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
             out["test_n1_tf"] = float(tf[3])
             out.update({f"test_pos{i}": acc[f"pos{i}"] for i in range(l)})
             out.update({f"test_tf_pos{i}": float(tf[2 + i]) for i in range(l)})
-            if hardest_token:
-                out["test_n1_hardest"] = _n1_after_pause(model, test.inputs[:, :3], test.targets[:, 3], task.vocab)
-        if train and hardest_token:
-            tr = task.train_paths[:max_paths]
-            out.update(train_full=_n1_after_pause(model, tr.inputs, tr.targets[:, 2], task.vocab))
-        elif train:
+        if train:
             acc = path_accuracy(model, task.train_paths[:max_paths], task.vocab, decode=decode)
             out.update(train_full=acc["full_path"])
         if edges:
@@ -163,13 +155,6 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
         return out
 
     return evaluate
-
-
-@torch.no_grad()
-def _n1_after_pause(model, prompts: torch.Tensor, n1: torch.Tensor, vocab: Vocab) -> float:
-    """Share of ``[PATH] leaf [PAUSE]`` prompts whose next-token argmax over nodes is ``n1``."""
-    logits = torch.cat([model(p.to(_device(model)))[0][:, -1, : vocab.num_nodes].cpu() for p in prompts.split(4096)])
-    return (logits.argmax(-1) == n1).float().mean().item()
 
 
 def edge_metrics(graph: Graph, vocab: Vocab, k: int | str = "degree", level: bool = True,

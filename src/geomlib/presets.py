@@ -752,6 +752,12 @@ _NET_FORMAT = ("net", "E_u W E^T over the nodes", "E (W E_u + b), E also over th
                "no bias and no special-token rows, so that the geometric margin reads W alone (not re-run with "
                "the release's bias)")
 FORMATS: dict[str, list[tuple[str, str, str, str]]] = {
+    "hardest_token": [("hardest-token example", "[PATH] leaf [PAUSE] root -> n1 (the root given)",
+                       "[PATH] leaf [PAUSE] -> n1",
+                       "measured in the release's format (data/hardest_token_release_format.json): held-out n1 0.86-1.00 "
+                       "on seeds 0-4 in bf16 but 0.38 in fp32 (seed 0; 0.40 at the switch, then displaced by a lookup), "
+                       "against 0.93 in fp32 in the book's; the root is the same for every arm, so it says nothing about "
+                       "which n1")],
     "geometry_explains": [("control: positional embeddings", "trained", "frozen with the token embeddings",
                            "the control needs only token embeddings that carry no geometry; positions are shared by "
                            "all arms (not re-measured with them frozen)")],

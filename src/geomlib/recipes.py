@@ -115,7 +115,7 @@ def build_pathstar(run: PathStarRun, seed: int = 0) -> tuple[PathStarTask, torch
     task = pathstar_task(run.d, run.l, seed=seed, hardest_token=run.hardest_token, self_edges=run.self_edges)
     kind, kwargs = model_kwargs(run.model)
     if kind == "gpt":
-        kwargs["block_size"] = max(task.train_paths.inputs.shape[1], task.test_paths.inputs.shape[1])
+        kwargs["block_size"] = task.train_paths.inputs.shape[1]
     set_seed(seed)
     return task, build_model(kind, vocab_size=task.vocab.size, **kwargs).to(default_device())
 
@@ -128,8 +128,7 @@ def train_pathstar(model: torch.nn.Module, task: PathStarTask, run: PathStarRun,
     if run.emb_init is not None and not (checkpoint and Path(checkpoint).exists()):
         _init_from_node2vec(model, task.graph, run.emb_init, seed)
     aux_loss = _node2vec_aux(task.graph, run.aux_node2vec) if run.aux_node2vec else None
-    evaluate = pathstar_metrics(task, train=True, edges=True, probe=True, decode=run.decode,
-                                hardest_token=run.hardest_token)
+    evaluate = pathstar_metrics(task, train=True, edges=True, probe=True, decode=run.decode)
     return run_recipe(model, task, run.stages, seed=seed, precision=run.precision, eval_every=run.eval_every,
                       evaluate=evaluate, stop=stop, progress=progress, aux_loss=aux_loss, checkpoint=checkpoint,
                       on_checkpoint=on_checkpoint)

@@ -123,8 +123,7 @@ def path_examples(graph: Graph, vocab: Vocab, arms, order: str = "forward",
     """``[PATH] leaf [PAUSE]`` followed by the path of each arm in ``arms``.
 
     ``order="forward"`` targets ``root, n1, ..., leaf``; ``"reverse"`` targets ``leaf, ..., root``.
-    ``hardest_token=True`` is the release's hardest-token example: ``[PATH] leaf [PAUSE] -> n1``,
-    the root's child on the leaf's arm as the one target, right after ``[PAUSE]``.
+    ``hardest_token=True`` supervises only ``n1`` (the root's child on the leaf's arm).
     """
     if not graph.is_path_star:
         raise ValueError(f"path examples need a path-star graph, got {graph.name}")
@@ -139,13 +138,13 @@ def path_examples(graph: Graph, vocab: Vocab, arms, order: str = "forward",
         raise ValueError("hardest_token supervises n1 of a forward path; use order='forward'")
     m, l = paths.shape
     prefix = np.stack([np.full(m, vocab["[PATH]"]), graph.paths[arms, -1], np.full(m, vocab["[PAUSE]"])], 1)
-    if hardest_token:
-        targets = np.full((m, 3), IGNORE, dtype=np.int64)
-        targets[:, 2] = paths[:, 1]  # the position of [PAUSE] must say n1
-        return Examples(_long(prefix), _long(targets))
     seq = np.concatenate([prefix, paths], 1)
     inputs, targets = seq[:, :-1].copy(), seq[:, 1:].copy()
     targets[:, :2] = IGNORE
+    if hardest_token:
+        keep = targets[:, 3].copy()  # position 3 sees [.. PAUSE root] and must say n1
+        targets[:] = IGNORE
+        targets[:, 3] = keep
     return Examples(_long(inputs), _long(targets))
 
 
