@@ -112,7 +112,7 @@ def length_runs() -> dict[str, tuple[str, PathStarRun]]:
     rel = RELEASE_RECIPE["cpu"]
     stage = rel.stages[0]
 
-    def epochs(l: int) -> int:
+    def epochs(l: int) -> int:  # the release's 10,000 epochs at path length l
         return release_steps(rel.d, l, stage.batch)
 
     def near_release(l: int) -> PathStarRun:
