@@ -139,7 +139,6 @@ def negative_cases(untrained) -> dict:
         "assoc_vs_geo.pca_ring": lambda: (ring_order_fraction(random_embeddings(15), cycle(15, 0)), None),
         # path-star: an untrained model
         "pathstar.heldout_full_path": lambda: (gpt["test_full"], None),
-        "pathstar.l6_heldout_full_path": lambda: (gpt["test_full"], None),
         "pathstar.heldout_n1_over_chance": lambda: (gpt["test_n1"] * d, None),
         "hardest.heldout_n1": lambda: (gpt["test_n1_tf"], None),
         "geometry.probe": lambda: (nearest_child_probe(random_embeddings(task.graph.num_nodes), task.graph,

@@ -29,22 +29,38 @@ def test_every_run_records_its_provenance():
     if not DATA.exists():
         pytest.skip("no data/robustness.json shipped yet (make robustness)")
     for key, run in json.loads(DATA.read_text())["runs"].items():
-        for field in ("seed", "precision", "preset", "preset_hash", "library", "torch", "cpu", "threads", "claims"):
+        for field in ("seed", "series", "precision", "device", "preset", "preset_hash", "library", "torch", "cpu",
+                      "threads", "claims"):
             assert field in run, f"{key} lacks {field}"
+        assert key == f"{run['chapter']}|{run['series']}|{run['seed']}"
+        for cid, c in run["claims"].items():
+            assert c["precision"] and c["device"], f"{key}: {cid} names no precision or device"
+
+
+def test_every_run_is_labelled_with_a_precision_its_presets_can_give():
+    """A forced-fp32 run computes in fp32 only; a default run in what its chapter's presets resolve to
+    on a machine with or without native bf16 (a bf16 run labelled fp32, or the reverse, fails here)."""
+    if not DATA.exists():
+        pytest.skip("no data/robustness.json shipped yet (make robustness)")
+    for key, run in json.loads(DATA.read_text())["runs"].items():
+        possible = {robustness.expected_precision(run["chapter"], run["series"], native) for native in (True, False)}
+        assert run["precision"] in possible, f"{key} says {run['precision']!r}; its presets give {possible}"
+        assert {c["precision"] for c in run["claims"].values()} <= {run["precision"]}
 
 
 def test_summary_and_pass_rates(tmp_path):
-    run = lambda seed, precision, value: {  # noqa: E731
-        "chapter": "path_finding_from_memory", "seed": seed, "precision": precision,
-        "claims": {"pathstar.heldout_full_path": {"measured": value, "op": ">=", "threshold": 0.9, "status": "x"}}}
-    runs = {f"{s}{p}": run(s, p, v) for s, p, v in [(0, "bf16", 0.99), (1, "bf16", 0.95), (2, "bf16", 0.3),
+    run = lambda seed, series, value: {  # noqa: E731
+        "chapter": "path_finding_from_memory", "seed": seed, "series": series,
+        "claims": {"pathstar.heldout_full_path": {"measured": value, "op": ">=", "threshold": 0.9, "status": "x",
+                                                  "precision": "bf16" if series == "default" else "fp32"}}}
+    runs = {f"{s}{p}": run(s, p, v) for s, p, v in [(0, "default", 0.99), (1, "default", 0.95), (2, "default", 0.3),
                                                      (0, "fp32", 0.97)]}
-    summary = robustness.summarise(runs, "bf16")["pathstar.heldout_full_path"]
+    summary = robustness.summarise(runs)["pathstar.heldout_full_path"]
     assert (summary["min"], summary["median"], summary["max"]) == (0.3, 0.95, 0.99)
     path = tmp_path / "robustness.json"
-    path.write_text(json.dumps({"precision": "bf16", "claims": {"pathstar.heldout_full_path": summary}}))
+    path.write_text(json.dumps({"claims": {"pathstar.heldout_full_path": summary}}))
     loaded = load_robustness(path)["pathstar.heldout_full_path"]  # statuses judged by today's CHECKS
-    assert loaded["passed"] == 2 and seeds_text(loaded) == "2/3 seeds (0.3 to 0.99); fp32 ✓"
+    assert loaded["passed"] == 2 and seeds_text(loaded) == "2/3 seeds in bf16 (0.3 to 0.99); fp32 ✓"
     assert seeds_text(None) == "not run"
 
 

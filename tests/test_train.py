@@ -250,20 +250,6 @@ def test_library_fingerprint_changes_with_a_source_file(tmp_path, monkeypatch):
         provenance.library_fingerprint.cache_clear()
 
 
-def test_precision_auto_resolves_to_the_hardware_or_the_environment(monkeypatch):
-    from geomlib.train import native_bf16, resolve_precision
-    monkeypatch.delenv("GEOMLIB_PRECISION", raising=False)
-    assert resolve_precision("auto") == ("bf16" if native_bf16() else "fp32")
-    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
-    monkeypatch.setenv("GEOMLIB_PRECISION", "fp32")
-    assert resolve_precision("auto") == "fp32"
-    monkeypatch.setenv("GEOMLIB_PRECISION", "fp16")
-    with pytest.raises(ValueError, match="GEOMLIB_PRECISION"):
-        resolve_precision("auto")
-    with pytest.raises(ValueError, match="precision"):
-        TrainConfig(steps=1, precision="half")
-
-
 def test_a_change_to_a_shared_preset_recomputes_the_runs_that_embed_it(tmp_path, monkeypatch):
     """The interventions' Node2Vec start *is* the spectral-bias chapter's recipe (the same value,
     embedded in the interventions preset): editing that recipe changes the dependent run's cache

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from geomlib.fileio import write_json_atomic
-from geomlib.presets import PATHSTAR_CPU, PATHSTAR_L6_CPU, RELEASE_RECIPE, PathStarRun, plain
+from geomlib.presets import PATHSTAR_L5_CPU, PATHSTAR_L6_CPU, RELEASE_RECIPE, PathStarRun, plain
 from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.recipes import pathstar_run
 
@@ -52,8 +52,8 @@ def headline_config() -> PathStarRun:
     10^5 edge examples (about 50 s a step here), so it runs minibatches of 4,096 (25 steps an
     epoch, 2,000 steps = 80 epochs); the mixed stage keeps the recipe's batch of 2,048 with a
     quarter paths. Evaluation (and a checkpoint) every 100 steps; held-out paths: all 2,500."""
-    edges, mixed = PATHSTAR_CPU.stages
-    return replace(PATHSTAR_CPU, d=10_000, l=6, eval_every=100, stages=(
+    edges, mixed = PATHSTAR_L5_CPU.stages
+    return replace(PATHSTAR_L5_CPU, d=10_000, l=6, eval_every=100, stages=(
         replace(edges, batch=4096, train=replace(edges.train, steps=2000, warmup=100, eval_every=100)),
         replace(mixed, train=replace(mixed.train, steps=4000, eval_every=100))))
 
@@ -63,7 +63,7 @@ def release_ablation() -> dict[str, tuple[str, PathStarRun]]:
     swapped in: name -> (what changed, run). Every run stops at the release's length at the latest."""
     rel = RELEASE_RECIPE["cpu"]
     stage = rel.stages[0]
-    our_edges, our_mixed = PATHSTAR_CPU.stages
+    our_edges, our_mixed = PATHSTAR_L5_CPU.stages
     stopping = replace(rel, stop_at=SWITCH, stop_patience=2)
 
     def one(what: str, stage_changes: dict | None = None, **train_changes) -> tuple[str, PathStarRun]:
@@ -91,7 +91,7 @@ def release_ablation() -> dict[str, tuple[str, PathStarRun]]:
             replace(stopping, stages=(replace(our_edges, train=replace(our_edges.train, eval_every=rel.eval_every)),
                                       stage))),
         "ours": ("the book's path-star recipe (every change at once, and its shorter schedule)",
-                 replace(PATHSTAR_CPU, stop_at=SWITCH, stop_patience=2)),
+                 replace(PATHSTAR_L5_CPU, stop_at=SWITCH, stop_patience=2)),
     }
 
 
@@ -124,7 +124,7 @@ def length_runs() -> dict[str, tuple[str, PathStarRun]]:
     out["l6: release"] = ("l = 6: the release recipe, every value as the release",
                           replace(rel, l=6, stages=(replace(stage, train=replace(stage.train, steps=epochs(6))),),
                                   stop_at=SWITCH, stop_patience=2))
-    ours = replace(PATHSTAR_CPU, l=6, stop_at=SWITCH, stop_patience=2)
+    ours = replace(PATHSTAR_L5_CPU, l=6, stop_at=SWITCH, stop_patience=2)
     out["l6: ours"] = ("l = 6: the book's path-star recipe", ours)
     out["l6: ours, 2x256"] = ("l = 6: the book's recipe, a 2-layer width-256 GPT (8 heads)",
                               replace(ours, model=replace(ours.model, n_embd=256, n_head=8)))

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .fileio import locked, write_json_atomic
-from .train import resolve_precision
+from .precision import check_environment, reset_used, used
 
 __all__ = ["Chapter", "CHECKS", "TENDENCIES", "passes", "injected_parameters", "robustness", "seeds_text", "tally",
            "ClaimFailed", "ClaimResult", "Report", "Verdict", "check_claim", "chapter_status", "drop_chapter_rows",
@@ -41,9 +41,8 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     "assoc_vs_geo.two_hop_geometric": (">=", 0.9),
     "assoc_vs_geo.two_hop_associative": ("<=", 0.75),
     "assoc_vs_geo.pca_ring": (">=", 1.0),
-    "pathstar.heldout_full_path": (">=", 0.5),  # seeds 0-4 end at 0.78-1.00; a failed read-out at ~1/d
+    "pathstar.heldout_full_path": (">=", 0.5),  # l = 6; a failed read-out at ~1/d (the former l = 5 recipe there: 0.01)
     "pathstar.heldout_n1_over_chance": (">=", 100.0),
-    "pathstar.l6_heldout_full_path": (">=", 0.5),  # l = 6; the l = 5 recipe there ends at 0.01-0.15; chance ~1/d
     "incontext.later_tokens_learned": (">=", 0.9),
     "incontext.n1_at_chance": ("<=", "chance 1/d + 0.1"),
     "hardest.heldout_n1": (">=", 0.5),  # 0.99-1.00 over seeds in bf16, 0.93 in fp32; chance 1/d
@@ -141,7 +140,8 @@ class ClaimResult:
     threads: int
     wall_seconds: float
     details: dict
-    precision: str = ""  # what "auto" resolved to on this machine (runs with precision="auto" used it)
+    precision: str = ""  # what the chapter's runs computed in ("bf16", "bf16 (rounded)", "fp32", "bf16 + fp32")
+    device: str = ""  # where they ran ("cpu", "cuda")
 
     def __str__(self) -> str:
         return (f"{self.status.upper()}: {self.claim}: measured {self.measured:.4g} {self.op} {self.threshold:.4g} "
@@ -155,7 +155,7 @@ def ledger_path() -> Path:
 
 
 # What a row must hold for the report and the verdict boxes to show it.
-_ROW_FIELDS = {f.name for f in fields(ClaimResult)} - {"details", "precision"}
+_ROW_FIELDS = {f.name for f in fields(ClaimResult)} - {"details", "precision", "device"}
 
 
 def read_ledger(path: Path | str | None = None) -> dict[str, dict]:
@@ -221,7 +221,7 @@ def check_claim(claim: str, measured: float, op: str, threshold: float, *, paper
                          str(preset), int(seed), torch.__version__, torch.get_num_threads(),
                          round(time.perf_counter() - _T0, 1),
                          {**(details or {}), **({"known_failure": known_failure} if known_failure else {})},
-                         resolve_precision("auto"))
+                         *used())
     path = ledger_path()
     with locked(path):  # read-modify-write: another chapter may be recording at the same time
         ledger = read_ledger(path)
@@ -249,40 +249,43 @@ def robustness(path: Path | str | None = None) -> dict[str, dict]:
     except (OSError, ValueError):
         return {}
     claims = data.get("claims", {}) if isinstance(data, dict) else {}
-    precision = data.get("precision") if isinstance(data, dict) else None
     for cid, entry in claims.items():  # judged by today's check, not the one recorded with the run
         if cid not in CHECKS:
             continue
         for run in entry.get("runs", []):
             run["status"] = "pass" if passes(cid, run["measured"], run.get("threshold")) else (
                 "tendency" if cid in TENDENCIES else run["status"] if run["status"] != "pass" else "fail")
-        tally(entry, precision)
+        tally(entry)
     return claims
 
 
-def tally(entry: dict, precision: str | None) -> dict:
-    """Fill a claim's robustness summary from its ``runs``: over the runs at ``precision`` the
-    seeds, the passes, the pass rate and min / median / max; the other precisions' statuses."""
+def tally(entry: dict) -> dict:
+    """Fill a claim's robustness summary from its ``runs``: over the default series the seeds,
+    the passes, the pass rate, min / median / max and the precision(s) the runs computed in; the
+    forced-fp32 runs' statuses (``other_precision``)."""
     runs = entry.get("runs", [])
-    main = [r for r in runs if r["precision"] == precision]
+    main = [r for r in runs if r["series"] == "default"]
     values = [r["measured"] for r in main]
     entry["seeds"] = sorted(r["seed"] for r in main)
     entry["passed"] = sum(r["status"] == "pass" for r in main)
     entry["pass_rate"] = f"{entry['passed']}/{len(main)}"
+    entry["precision"] = " / ".join(sorted({r["precision"] for r in main}))
     if values:
         entry.update(min=min(values), median=statistics.median(values), max=max(values))
     entry["other_precision"] = {f"{r['precision']} seed {r['seed']}": r["status"] for r in runs
-                                if r["precision"] != precision}
+                                if r["series"] != "default"}
     return entry
 
 
 def seeds_text(summary: dict | None) -> str:
-    """``"5/5 seeds (0.98 to 1); fp32 ✓"`` for a claim's robustness summary; ``"not run"`` without one."""
+    """``"5/5 seeds in bf16 (0.98 to 1); fp32 ✓"`` for a claim's robustness summary (the forced-fp32
+    run's status last, where the claim's runs are not fp32 already); ``"not run"`` without one."""
     if not summary or not summary.get("seeds"):
         return "not run"
     n = len(summary["seeds"])
     spread = f"{summary['min']:.3g}" if summary["min"] == summary["max"] else f"{summary['min']:.3g} to {summary['max']:.3g}"
-    text = f"{summary['passed']}/{n} seeds ({spread})"
+    where = f" in {summary['precision']}" if summary.get("precision") else ""
+    text = f"{summary['passed']}/{n} seeds{where} ({spread})"
     other = summary.get("other_precision") or {}
     if other:
         text += "; " + ", ".join(f"{k.split(' seed')[0]} {'✓' if v == 'pass' else '✗'}" for k, v in sorted(other.items()))
@@ -470,7 +473,9 @@ class Chapter:
                              f"a chapter takes {', '.join(CHAPTER_PARAMETERS)} (e.g. papermill -p seed 1)")
         if preset not in preset_names():
             raise ValueError(f"preset {preset!r} is not a preset; choose from {preset_names()}")
+        check_environment()  # a bad $GEOMLIB_PRECISION is refused here, before any training
         self.name, self.preset, self.seed = name, preset, check_seed(seed)
+        reset_used()  # the ledger rows name the precisions of this chapter's runs only
 
     @property
     def config(self):

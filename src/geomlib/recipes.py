@@ -29,9 +29,10 @@ from .evaluate import edge_metrics, pathstar_metrics
 from .fileio import write_torch_atomic
 from .graphs import Graph
 from .models import build_model
+from .precision import precision_label
 from .presets import EdgeRecipe, InContextRun, PathStarRun, Stage, model_kwargs, plain
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
-from .train import History, default_device, resolve_precision, set_seed, train
+from .train import History, default_device, note_precisions, set_seed, train
 
 __all__ = ["stage_batches", "run_recipe", "build_pathstar", "train_pathstar", "pathstar_run", "edge_run", "edge_runs",
            "incontext_run", "run_key"]
@@ -41,11 +42,13 @@ def run_key(kind: str, config, seed: int, precision: str) -> dict:
     """What a cached run depends on: its kind, its full typed config (as data: every value,
     including any preset it embeds, such as a Node2Vec start), the seed, the thread count, the
     precision it actually ran in ("auto" resolved on this machine), the torch version and a
-    fingerprint of geomlib's source (a change to the trainer or a metric recomputes)."""
+    fingerprint of geomlib's source (a change to the trainer or a metric recomputes). The precision is
+    what the run computes on this device (``"bf16 (rounded)"`` differs from native ``"bf16"`` in
+    the last bits), so a cache shared between machines keeps them apart."""
     from .provenance import library_fingerprint
 
     return {"experiment": kind, "config": plain(config), "seed": seed, "threads": torch.get_num_threads(),
-            "precision": resolve_precision(precision), "torch": torch.__version__, "geomlib": library_fingerprint()}
+            "precision": precision_label(precision), "device": default_device().type, "torch": torch.__version__, "geomlib": library_fingerprint()}
 
 
 def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fraction: float | None):
@@ -176,7 +179,7 @@ def pathstar_run(run: PathStarRun, seed: int = 0, *, retrain: bool = False, prog
     if ckpt is not None and ckpt.exists():
         ckpt.unlink()  # finished and cached: the checkpoint has done its job
     model.eval()
-    return task, model, History.from_dict(record)
+    return task, model, note_precisions(History.from_dict(record))
 
 
 def timed_pathstar_run(run: PathStarRun, seed: int, max_seconds: float, on_eval=None, progress=None):
@@ -273,7 +276,10 @@ def edge_runs(jobs, *, workers: int | None = None) -> list[tuple]:
         finally:
             torch.set_num_threads(threads)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_edge_job, jobs))
+        results = list(pool.map(_edge_job, jobs))
+    for _, hist in results:  # trained in the workers: recorded here, for the chapter's ledger rows
+        note_precisions(hist)
+    return results
 
 
 def incontext_run(run: InContextRun, seed: int = 0, *, progress=None, retrain: bool = False):
@@ -307,4 +313,4 @@ def incontext_run(run: InContextRun, seed: int = 0, *, progress=None, retrain: b
 
     key = run_key("incontext", run, seed, run.train.precision)
     model, record = cached_run("incontext", key, model, fit, retrain=retrain)
-    return task, model.eval(), History.from_dict(record)
+    return task, model.eval(), note_precisions(History.from_dict(record))

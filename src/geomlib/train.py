@@ -7,7 +7,6 @@ of target tokens, as if they were one batch.
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 import random
@@ -20,55 +19,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm  # widget bars in notebooks, text bars in a terminal
 
+from .precision import PRECISIONS, bf16_context, precision_label, record, resolve_precision
 from .tasks import Examples
 from .validate import check_int, check_seed
 
-__all__ = ["TrainConfig", "History", "set_seed", "default_device", "train", "lr_at", "resolve_precision",
-           "native_bf16", "PRECISIONS"]
-
-PRECISIONS = ("fp32", "bf16", "auto")
-
-
-def native_bf16(device: torch.device | str | None = None) -> bool:
-    """Whether ``device`` (default: :func:`default_device`) computes in bf16 natively: a CUDA GPU
-    that supports it, or an x86 CPU with ``avx512_bf16`` or ``amx_bf16``. Elsewhere bf16 autocast
-    is emulated and much *slower* than fp32 (about 13x, measured with the instruction set capped at AVX2).
-    Asked once per device (the CPU's flags are read from /proc/cpuinfo), then remembered."""
-    return _native_bf16(torch.device(device) if device is not None else default_device())
-
-
-@functools.lru_cache(maxsize=None)
-def _native_bf16(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    if device.type != "cpu":
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
-def resolve_precision(precision: str = "auto", device: torch.device | str | None = None) -> str:
-    """``"fp32"`` or ``"bf16"``. ``"auto"`` follows ``$GEOMLIB_PRECISION`` when it is set to
-    ``fp32`` or ``bf16`` (to rerun a book in the other precision), else the hardware: bf16 where
-    :func:`native_bf16`, fp32 elsewhere. An explicit ``"fp32"`` or ``"bf16"`` is kept."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision != "auto":
-        return precision
-    forced = os.environ.get("GEOMLIB_PRECISION", "").strip()
-    if forced:
-        if forced not in ("fp32", "bf16"):
-            raise ValueError(f"$GEOMLIB_PRECISION must be 'fp32' or 'bf16', got {forced!r}")
-        return forced
-    return "bf16" if native_bf16(device) else "fp32"
-
+__all__ = ["TrainConfig", "History", "set_seed", "default_device", "train", "lr_at", "note_precisions"]
 
 @dataclass
 class TrainConfig:
@@ -180,6 +135,14 @@ class History:
         return cls(list(d["rows"]), dict(d.get("meta", {})))
 
 
+def note_precisions(history: History) -> History:
+    """Record the precision and device of every training call in ``history`` (a run loaded from
+    the cache or trained in another process), as :func:`train` does for its own; returns it."""
+    for c in history.meta.get("configs", []):
+        record(c.get("computed_as") or c["resolved_precision"], c.get("device", "cpu"))
+    return history
+
+
 class _Sampler:
     """Epoch-wise shuffled minibatches of one stream, drawn with a seeded generator."""
 
@@ -249,7 +212,11 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     precision = resolve_precision(cfg.precision, device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    computed_as = precision_label(precision, device)
+    record(computed_as, device)
+
+    def autocast():
+        return bf16_context(precision, device)
     history = history or History()
     offset = int(history.rows[-1]["step"]) if history.rows else 0
     first = 1
@@ -262,7 +229,7 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
         offset, first = resume["offset"], resume["step"] + 1
     else:
         history.meta.setdefault("configs", []).append(
-            {**asdict(cfg), "resolved_precision": precision, "threads": torch.get_num_threads(), "device": str(device), "torch": str(torch.__version__)})
+            {**asdict(cfg), "resolved_precision": precision, "computed_as": computed_as, "threads": torch.get_num_threads(), "device": str(device), "torch": str(torch.__version__)})
     start = time.perf_counter()
     seconds0 = history.rows[-1].get("seconds", 0.0) if history.rows else 0.0
 
@@ -276,7 +243,7 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
         if evaluate is not None:
             was_training = model.training
             model.eval()
-            with torch.no_grad(), autocast:
+            with torch.no_grad(), autocast():
                 row.update({k: float(v) for k, v in evaluate(model).items()})
             model.train(was_training)
         history.rows.append(row)
@@ -297,7 +264,7 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
         counts = {k: b.num_targets for k, b in batches.items()}
         total = sum(counts.values())
         loss = 0.0
-        with autocast:
+        with autocast():
             for k, b in batches.items():
                 loss = loss + model(b.inputs, b.targets)[1] * (counts[k] / total)
             if aux_loss is not None:
