@@ -120,6 +120,9 @@ def test_whole_book_executes_builds_and_every_claim_passes(built_book, html):
     for ch in chapters:
         page = (html / f"{ch}.html").read_text()
         assert "geomlib-verdict" in page, f"{ch}: no verdict box"
+        if "Setup vs the authors" in page:  # the setup table renders as a table, not as raw Markdown
+            after = page.split("Setup vs the authors", 1)[1][:4000]
+            assert "| setting |" not in page and "<table" in after, f"{ch}: the setup table is not an HTML table"
     # every claim of the ledger is in CHECKS and, once the robustness data is shipped, its pass rate
     # over seeds is on the report page and in its chapter's verdict box
     from geomlib.claims import CHECKS, robustness, seeds_text
