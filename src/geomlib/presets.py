@@ -542,12 +542,12 @@ _register(
 # The associative control: the book's run with the token embeddings frozen at random, and the mixed
 # stage of the former l = 5 recipe (a quarter of each batch paths, weight decay 1.0, 1,200 steps): with
 # the main run's mixed stage the frozen network fitted 0.78 of its training paths and 0.89 of its edge
-# queries (seed 0, measured), and a control must fit them for its held-out failure to mean anything.
+# queries (seed 0, data/control_l6.json), and a control must fit them for its held-out failure to mean anything.
 _FROZEN_CPU = replace(PATHSTAR_L6_CPU, model=replace(PATHSTAR_L6_CPU.model, freeze_embeddings=True, emb_init_std=1.0),
                       stages=(PATHSTAR_L6_CPU.stages[0], _MIXED_STAGE_CPU))
 _WHY_CONTROL_FIT = ("the control's mixed stage is the book's former l = 5 recipe (a quarter of each batch paths, weight "
                     "decay 1.0, 1,200 steps): with the main run's (natural share, 0.01, 600 steps) the frozen network "
-                    "fitted 0.78 of its training paths and 0.89 of its edge queries (seed 0, measured); a control must "
+                    "fitted 0.78 of its training paths and 0.89 of its edge queries (seed 0, data/control_l6.json); a control must "
                     "fit them for its held-out failure to mean anything")
 _FROZEN_PAPER = replace(_PATHSTAR_PAPER, model=replace(_PATHSTAR_PAPER.model, freeze_embeddings=True, emb_init_std=1.0))
 _register(
