@@ -29,7 +29,7 @@ from geomlib.evaluate import edge_recall
 from geomlib.fileio import write_json_atomic
 from geomlib.geometry import geometric_margin, margin_z
 from geomlib.graphs import cycle
-from geomlib.precision import native_bf16
+from geomlib.precision import forced, native_bf16
 from geomlib.presets import PRESETS, plain
 from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.recipes import edge_runs
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--knob-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
-    if os.environ.get("GEOMLIB_PRECISION") or os.environ.get("GEOMLIB_NATIVE_BF16"):
+    if forced() or os.environ.get("GEOMLIB_NATIVE_BF16"):
         print("error: unset $GEOMLIB_PRECISION and $GEOMLIB_NATIVE_BF16; this study sets them", file=sys.stderr)
         return 2
     if not native_bf16("cpu"):

@@ -32,6 +32,7 @@ from geomlib.evaluate import edge_recall
 from geomlib.fileio import write_json_atomic
 from geomlib.geometry import geometric_margin, margin_z
 from geomlib.graphs import tiny_graphs
+from geomlib.precision import forced
 from geomlib.presets import RELEASE, plain
 from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.recipes import edge_run
@@ -67,6 +68,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (tiny matmuls: 1 is fastest)")
     ap.add_argument("--merge", type=Path, nargs="*", default=[], help="fold these files' runs into --out, then exit")
     args = ap.parse_args(argv)
+    if forced():
+        print("error: $GEOMLIB_PRECISION forces every run's precision; unset it (this study sets precision per run)",
+              file=sys.stderr)
+        return 2
     if args.merge:
         doc = json.loads(args.out.read_text()) if args.out.exists() else json.loads(args.merge[0].read_text())
         runs = {r["key"]: r for r in doc.get("runs", [])}

@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from geomlib import models, tasks
-from geomlib.precision import native_bf16, precision_label
+from geomlib.precision import forced, native_bf16, precision_label
 from geomlib.recipes import stage_batches
 from geomlib.tasks import IGNORE
 from geomlib.train import TrainConfig, train
@@ -116,6 +116,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=60)
     args = ap.parse_args()
+    if forced():
+        raise SystemExit("error: $GEOMLIB_PRECISION forces every run's precision; unset it (this benchmark compares "
+                         "fp32 and bf16)")
     task = tasks.pathstar_task(500, 5, seed=0)
     n_p = min(int(2048 * 0.25), len(task.train_paths))
     tokens = (2048 - int(2048 * 0.25)) * 2 + n_p * task.train_paths.inputs.shape[1]  # real (unpadded) input tokens per batch

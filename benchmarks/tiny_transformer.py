@@ -36,6 +36,7 @@ import torch
 from geomlib.fileio import write_json_atomic
 from geomlib.geometry import cosine_matrix, edge_contrast, two_hop_auc
 from geomlib.graphs import tiny_graphs
+from geomlib.precision import forced
 from geomlib.presets import GPT, RELEASE, EdgeRecipe, TrainConfig, plain
 from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.recipes import edge_run
@@ -78,6 +79,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
+    if forced():
+        print("error: $GEOMLIB_PRECISION forces every run's precision; unset it (this study sets precision per run)",
+              file=sys.stderr)
+        return 2
     command = "python benchmarks/tiny_transformer.py" + "".join(
         f" {a!r}" if " " in a else f" {a}" for a in (sys.argv[1:] if argv is None else argv))
     doc = json.loads(args.out.read_text()) if args.out.exists() else {}

@@ -20,8 +20,9 @@ def clean_env(monkeypatch):
 def test_auto_follows_the_hardware_and_the_environment_governs_every_run(clean_env):
     assert resolve_precision("auto") == ("bf16" if native_bf16() else "fp32")
     assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    assert precision.forced() is None
     clean_env.setenv("GEOMLIB_PRECISION", "fp32")  # forces explicit requests too: a fp32 rerun is one
-    assert resolve_precision("auto") == resolve_precision("bf16") == "fp32"
+    assert resolve_precision("auto") == resolve_precision("bf16") == precision.forced() == "fp32"
     clean_env.setenv("GEOMLIB_PRECISION", "bf16")
     assert resolve_precision("fp32") == "bf16"
 

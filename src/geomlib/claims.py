@@ -399,6 +399,8 @@ class Verdict:
             + "</td></tr>" for r in self.rows)
         seeds = sorted({(r["preset"], r["seed"]) for r in self.rows})
         run = ", ".join(f"preset {p}, seed {s}" for p, s in seeds)
+        computed = sorted({f"{r.get('precision') or '?'} on {r.get('device') or '?'}" for r in self.rows})
+        run += "; computed in " + ", ".join(computed)
         return (f'<div class="admonition {kind} geomlib-verdict"><p class="admonition-title">Verdict: {e(self.status)}'
                 f"</p><p>Measured on this build ({e(run)}), checked against thresholds a failure of the "
                 f"phenomenon would violate; <em>over seeds</em> is the same check on seeds 0-4 (and in fp32) from "

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["PRECISIONS", "native_bf16", "resolve_precision", "precision_label", "bf16_context", "record", "used",
-           "reset_used", "check_environment"]
+__all__ = ["PRECISIONS", "native_bf16", "forced", "resolve_precision", "precision_label", "bf16_context", "record",
+           "used", "reset_used", "check_environment"]
 
 PRECISIONS = ("fp32", "bf16", "auto")
 _FORCE = "GEOMLIB_PRECISION"  # fp32 | bf16: every run, explicit or not
@@ -74,15 +74,20 @@ def _hardware_bf16(kind: str) -> bool:
     return False
 
 
+def forced() -> str | None:
+    """``$GEOMLIB_PRECISION`` (``"fp32"`` or ``"bf16"``) when set: the precision of every run, whatever
+    it asks for (a study that compares precisions refuses to run under it); None when unset."""
+    check_environment()
+    return os.environ.get(_FORCE, "").strip() or None
+
+
 def resolve_precision(precision: str = "auto", device: torch.device | str | None = None) -> str:
     """``"fp32"`` or ``"bf16"``: ``$GEOMLIB_PRECISION`` when set (it governs every run), else an
     explicit ``"fp32"`` or ``"bf16"`` as asked, else (``"auto"``) bf16 where :func:`native_bf16`."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    check_environment()
-    forced = os.environ.get(_FORCE, "").strip()
-    if forced:
-        return forced
+    if forced():
+        return forced()
     if precision != "auto":
         return precision
     return "bf16" if native_bf16(device) else "fp32"
@@ -174,4 +179,5 @@ def used() -> tuple[str, str]:
 
 
 def reset_used() -> None:
+    """Forget the runs recorded so far (a chapter's first cell calls it: its rows name its own runs)."""
     _USED.clear()
