@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["PRECISIONS", "native_bf16", "forced", "resolve_precision", "precision_label", "bf16_context", "record",
+__all__ = ["PRECISIONS", "native_bf16", "forced", "resolve_precision", "precision_label", "bf16_context", "autocast_for", "record",
            "used", "reset_used", "check_environment"]
 
 PRECISIONS = ("fp32", "bf16", "auto")
@@ -141,21 +141,26 @@ class _RoundedMatmuls(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-@contextlib.contextmanager
 def bf16_context(precision: str, device: torch.device | str):
     """The context a training step or an evaluation runs in: nothing for fp32; PyTorch's bf16
     autocast where the device computes bf16 natively; elsewhere the same autocast with every matrix
     product computed from bf16-rounded operands in fp32 (the same numerics, fp32 speed)."""
     device = torch.device(device)
-    precision = resolve_precision(precision, device)
-    if precision == "fp32":
+    return autocast_for(precision_label(precision, device), device.type)
+
+
+@contextlib.contextmanager
+def autocast_for(label: str, device_type: str):
+    """:func:`bf16_context` for a run already resolved to ``label`` (:func:`precision_label`): what
+    the trainer enters every step, with no environment lookups on that hot path."""
+    if label == "fp32":
         yield
         return
-    with torch.autocast(device.type, dtype=torch.bfloat16):
-        if native_bf16(device):
+    with torch.autocast(device_type, dtype=torch.bfloat16):
+        if label == "bf16":
             yield
         else:
-            with _RoundedMatmuls(device.type):
+            with _RoundedMatmuls(device_type):
                 yield
 
 

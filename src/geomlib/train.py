@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm  # widget bars in notebooks, text bars in a terminal
 
-from .precision import PRECISIONS, bf16_context, precision_label, record, resolve_precision
+from .precision import PRECISIONS, autocast_for, precision_label, record, resolve_precision
 from .tasks import Examples
 from .validate import check_int, check_seed
 
@@ -216,7 +216,7 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     record(computed_as, device)
 
     def autocast():
-        return bf16_context(precision, device)
+        return autocast_for(computed_as, device.type)
     history = history or History()
     offset = int(history.rows[-1]["step"]) if history.rows else 0
     first = 1
