@@ -86,8 +86,9 @@ def resolve_precision(precision: str = "auto", device: torch.device | str | None
     explicit ``"fp32"`` or ``"bf16"`` as asked, else (``"auto"``) bf16 where :func:`native_bf16`."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if forced():
-        return forced()
+    override = forced()
+    if override:
+        return override
     if precision != "auto":
         return precision
     return "bf16" if native_bf16(device) else "fp32"
