@@ -9,6 +9,7 @@ tests start small Python processes, nothing trains for more than a few steps.
 import errno
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -25,7 +26,7 @@ import torch
 
 from geomlib import cache as cache_mod
 from geomlib.cache import CacheWarning, cache_root, cached_run
-from geomlib.claims import check_claim, drop_chapter_rows, ledger_path, read_ledger, report_markdown
+from geomlib.claims import CHECKS, check_claim, drop_chapter_rows, ledger_path, read_ledger, report_markdown
 from geomlib.fileio import clean_stale, write_json_atomic
 from geomlib.graphs import cycle, grid, path_star
 from geomlib.models import LinearNet, Node2Vec
@@ -38,6 +39,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 import run_book  # noqa: E402
 
 COMMON = dict(paper="p", description="d", chapter="ch", preset="cpu", seed=0)
+# The fixture chapters' made-up claims, entered in CHECKS as a real chapter's are (check_claim refuses others).
+REGISTER = ("from geomlib import check_claim\nfrom geomlib.claims import CHECKS\n"
+            "CHECKS.update({'f.one': ('>=', 0.5), 'f.two': ('>=', 0.5)})")
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -51,7 +55,7 @@ def _book(tmp_path: Path, cells: dict[str, list[str]] | None = None) -> Path:
     cells = cells or {}
     for name in ("one", "two"):
         nb = nbformat.v4.new_notebook()
-        body = cells.get(name, [f"from geomlib import check_claim\ncheck_claim('f.{name}', 1.0, '>=', 0.5, paper='p', "
+        body = cells.get(name, [f"{REGISTER}\ncheck_claim('f.{name}', 1.0, '>=', 0.5, paper='p', "
                                 f"description='d', chapter='{name}', preset=preset, seed=seed)"])
         nb.cells = [nbformat.v4.new_code_cell('preset: str = "cpu"\nseed: int = 0', metadata={"tags": ["parameters"]})]
         nb.cells += [nbformat.v4.new_code_cell(src) for src in body]
@@ -134,8 +138,9 @@ def test_concurrent_ledger_writes_lose_no_rows(tmp_path):
     ledger = tmp_path / "ledger.json"
     code = """
         import sys
-        from geomlib.claims import check_claim
+        from geomlib.claims import CHECKS, check_claim
         for i in range(150):
+            CHECKS[f"{sys.argv[1]}.{i}"] = (">=", 0.5)
             check_claim(f"{sys.argv[1]}.{i}", 1.0, ">=", 0.5, paper="p", description="d", chapter=sys.argv[1],
                         preset="cpu", seed=0)
     """
@@ -372,7 +377,7 @@ def test_ctrl_c_stops_cleanly_and_marks_unrun_cells(tmp_path):
     marker = tmp_path / "started"
     book = _book(tmp_path, {"one": [f"import pathlib, time\npathlib.Path({str(marker)!r}).write_text('x')\ntime.sleep(60)",
                                     "print('after')",
-                                    "from geomlib import check_claim\ncheck_claim('f.one', 1.0, '>=', 0.5, paper='p', "
+                                    f"{REGISTER}\ncheck_claim('f.one', 1.0, '>=', 0.5, paper='p', "
                                     "description='d', chapter='one', preset=preset, seed=seed)"]})
     build = tmp_path / "build"
     p = subprocess.Popen([sys.executable, str(ROOT / "tools" / "run_book.py"), "--book", str(book), "--build",
@@ -445,6 +450,7 @@ def test_files_follow_the_umask(tmp_path, monkeypatch):
     try:
         monkeypatch.setenv("GEOMLIB_LEDGER", str(tmp_path / "ledger.json"))
         monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setitem(CHECKS, "u.a", (">=", 0.5))
         check_claim("u.a", 1.0, ">=", 0.5, **COMMON)
         cached_run("u", {"k": 1}, LinearNet(5, 4), _fit_counter([]), verbose=False)
     finally:
@@ -478,3 +484,283 @@ def test_an_unknown_papermill_parameter_is_an_error_that_names_it(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match="gpu"):
         papermill.execute_notebook(str(src), str(tmp_path / "bad.ipynb"), parameters={"preset": "gpu"},
                                    progress_bar=False, kernel_name="python3", language="python")
+
+
+# ----------------------------------------------------------------------------- 8. runs that never lose their place
+def _long_tiny_run(**changes):
+    """A resumable path-star run of seconds that saves a checkpoint every 2 steps (8 edge + 6 mixed)."""
+    from geomlib.presets import GPT, PATHSTAR_CPU
+    edges, mixed = PATHSTAR_CPU.stages
+    run = replace(PATHSTAR_CPU, d=8, l=4, precision="fp32", eval_every=2, model=GPT(n_layer=1, n_head=1, n_embd=16),
+                  stages=(replace(edges, train=replace(edges.train, steps=8, eval_every=2)),
+                          replace(mixed, batch=16, train=replace(mixed.train, steps=6, eval_every=2))))
+    return replace(run, **changes)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_at_save(n: int):
+    saves = []
+
+    def on_checkpoint(history):
+        saves.append(history.rows[-1]["step"])
+        if len(saves) == n:
+            raise _Killed
+    return on_checkpoint
+
+
+def _untimed(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_a_killed_run_resumes_after_the_library_changes_and_records_both_sessions(tmp_path, monkeypatch, capsys):
+    """An edit to the code that changes numbers (or a torch upgrade) used to rename the checkpoint,
+    so the same command started again from step 0 without a word."""
+    from geomlib import provenance
+    from geomlib.recipes import checkpoint_path, pathstar_run
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    run = _long_tiny_run()
+    with pytest.raises(_Killed):
+        pathstar_run(run, resumable=True, progress=False, on_checkpoint=_kill_at_save(3))
+    assert checkpoint_path(run).exists()
+    before = provenance.library_fingerprint()
+    monkeypatch.setattr(provenance, "library_fingerprint", lambda: "edited-source")
+    capsys.readouterr()
+    _, _, hist = pathstar_run(run, resumable=True, progress=False)
+    out = capsys.readouterr().out
+    assert "resuming from" in out and f"geomlib {before}" in out and "geomlib edited-source" in out
+    assert [s["from_step"] for s in hist.meta["sessions"]] == [0, 6]
+    assert [s["geomlib"] for s in hist.meta["sessions"]] == [before, "edited-source"]
+    assert all(s["commit"] for s in hist.meta["sessions"]) and hist.last["step"] == 14
+    assert not checkpoint_path(run).exists()  # finished and cached
+
+
+def test_the_kill_edit_a_comment_rerun_sequence_resumes(tmp_path):
+    """The issue's repro, as a user runs it: kill -9 mid-run, append a comment to a module of the
+    library (a copy of it), run the same command again."""
+    import shutil
+    pkg = tmp_path / "pkg"
+    shutil.copytree(ROOT / "src" / "geomlib", pkg / "geomlib", ignore=shutil.ignore_patterns("__pycache__", "data"))
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent("""
+        import os, signal, sys
+        sys.path.insert(0, sys.argv[1])
+        import geomlib
+        assert geomlib.__file__.startswith(sys.argv[1]), geomlib.__file__
+        sys.path.insert(0, sys.argv[2])
+        from test_faults import _long_tiny_run
+        from geomlib.recipes import pathstar_run
+        saves = []
+        def kill(history):
+            saves.append(1)
+            if sys.argv[3] == "kill" and len(saves) == 4:
+                os.kill(os.getpid(), signal.SIGKILL)
+        _, _, hist = pathstar_run(_long_tiny_run(), resumable=True, progress=False, on_checkpoint=kill)
+        print("LAST", hist.last["step"], "SESSIONS", [s["from_step"] for s in hist.meta["sessions"]])
+    """))
+    env = {**os.environ, "GEOMLIB_CACHE": str(tmp_path / "cache"), "GEOMLIB_PROGRESS": "0"}
+    args = [sys.executable, str(script), str(pkg), str(ROOT / "tests")]
+    first = subprocess.run(args + ["kill"], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    for module in ("plots.py", "train.py"):  # a module that cannot change numbers, and one that can
+        with open(pkg / "geomlib" / module, "a") as f:
+            f.write("\n# x\n")
+    again = subprocess.run(args + ["run"], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resuming from" in again.stdout and "written by other code" in again.stdout
+    assert "LAST 14 SESSIONS [0, 8]" in again.stdout
+
+
+def test_editing_a_module_that_cannot_change_numbers_keeps_every_cache_key(tmp_path, monkeypatch):
+    import shutil
+
+    from geomlib import provenance
+    pkg = tmp_path / "geomlib"
+    shutil.copytree(Path(provenance.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    monkeypatch.setattr(provenance, "__file__", str(pkg / "provenance.py"))
+    provenance.library_fingerprint.cache_clear()
+    try:
+        before = provenance.library_fingerprint()
+        for module in ("plots.py", "presets.py", "claims.py"):
+            (pkg / module).write_text((pkg / module).read_text() + "\n# a reworded reason\n")
+            provenance.library_fingerprint.cache_clear()
+            assert provenance.library_fingerprint() == before, module
+    finally:
+        monkeypatch.undo()
+        provenance.library_fingerprint.cache_clear()
+    modules = {p.stem for p in Path(provenance.__file__).parent.glob("*.py")}
+    listed = set(provenance.NUMERIC_MODULES) | set(provenance.OTHER_MODULES)
+    assert modules == listed and not set(provenance.NUMERIC_MODULES) & set(provenance.OTHER_MODULES), \
+        "every module of geomlib is listed once: in NUMERIC_MODULES (changes numbers) or OTHER_MODULES"
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path, monkeypatch):
+    from geomlib.recipes import CheckpointError, checkpoint_path, pathstar_run
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    a, b = _long_tiny_run(), _long_tiny_run(d=9)
+    with pytest.raises(_Killed):
+        pathstar_run(a, resumable=True, progress=False, on_checkpoint=_kill_at_save(2))
+    checkpoint_path(a).rename(checkpoint_path(b))
+    with pytest.raises(CheckpointError, match=r"written for another run \(it differs in config\).*rm '"):
+        pathstar_run(b, resumable=True, progress=False)
+    assert not [p for p in tmp_path.iterdir() if p.is_dir() and p.name.startswith("pathstar-")]  # nothing cached as b
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage, not a checkpoint", None])
+def test_a_damaged_checkpoint_is_named_with_what_to_do(tmp_path, monkeypatch, content):
+    from geomlib.recipes import CheckpointError, checkpoint_path, pathstar_run
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    run = _long_tiny_run()
+    path = checkpoint_path(run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if content is None:
+        torch.save({"model": {}}, path)  # readable, but not a run's state
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=rf"checkpoint {re.escape(str(path))} cannot be read.*rm '"):
+        pathstar_run(run, resumable=True, progress=False)
+
+
+def _long_run_module():
+    import long_run
+    return long_run
+
+
+def test_a_long_run_never_replaces_a_longer_shipped_curve(tmp_path, monkeypatch, capsys):
+    """A shipped unfinished curve whose checkpoint is gone: refused, not restarted from step 0 and
+    overwritten with a shorter curve."""
+    long_run = _long_run_module()
+    from geomlib.presets import plain
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(long_run, "ROOT", tmp_path)
+    run, out = _long_tiny_run(), tmp_path / "run.json"
+    shipped = {"config": plain(run), "steps": 1000, "status": "unfinished", "sessions": [{"started": "then"}],
+               "rows": [{"step": 1000}]}
+    out.write_text(json.dumps(shipped))
+    assert long_run.run_one("length", "x", "a test", run, 0, out, "cmd") is None
+    assert "checkpoint" in capsys.readouterr().err and json.loads(out.read_text()) == shipped
+    # --redo starts over with a fresh record
+    last = long_run.run_one("length", "x", "a test", run, 0, out, "cmd", redo=True)
+    doc = json.loads(out.read_text())
+    assert last["step"] == 14 and doc["steps"] == 14 and doc["status"] == "finished"
+    assert len(doc["sessions"]) == 1 and doc["sessions"][0]["commit"] and doc["sessions"][0]["from_step"] == 0
+
+
+def test_a_resumed_long_run_keeps_the_shipped_curve_until_it_passes_it(tmp_path, monkeypatch):
+    long_run = _long_run_module()
+    from geomlib.presets import plain
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(long_run, "ROOT", tmp_path)
+    run, out = _long_tiny_run(), tmp_path / "run.json"
+    from geomlib.recipes import pathstar_run
+    with pytest.raises(_Killed):
+        pathstar_run(run, resumable=True, progress=False, on_checkpoint=_kill_at_save(3))
+    shipped = {"config": plain(run), "steps": 12, "status": "unfinished", "sessions": [{"started": "then"}],
+               "rows": [{"step": s} for s in range(0, 13, 2)]}
+    out.write_text(json.dumps(shipped))
+    written = []
+    real = long_run.write_json_atomic
+    monkeypatch.setattr(long_run, "write_json_atomic", lambda path, doc: (written.append(doc["steps"]), real(path, doc)))
+    long_run.run_one("length", "x", "a test", run, 0, out, "cmd")
+    assert written and min(written) >= 12  # never a shorter curve over the shipped one
+    doc = json.loads(out.read_text())
+    assert doc["steps"] == 14 and [s.get("started") for s in doc["sessions"]][0] == "then" and len(doc["sessions"]) == 2
+
+
+def test_sweep_rows_of_other_code_are_left_out_and_reported(tmp_path, monkeypatch, capsys):
+    from geomlib import sweep
+    cells = {("arms d", 8): _long_tiny_run()}
+    path = sweep._cell_file(tmp_path, "scaling", "arms d", 8, cells["arms d", 8], 0)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"axis": "arms d", "value": 8, "final": 1.0}))
+    assert sweep.collect(tmp_path, "scaling", cells, [0])["finished"] == 1
+    monkeypatch.setattr(sweep, "library_fingerprint", lambda: "edited-source")
+    doc = sweep.collect(tmp_path, "scaling", cells, [0])
+    assert doc["finished"] == 0 and doc["left_out"] == 1 and "other code" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [(["--parallel", "0"], "parallel must be an integer >= 1"),
+                                           (["--timeout-min", "0"], "timeout_min must be an integer >= 1"),
+                                           (["--out", "FILE"], "is a file; it must be a folder")])
+def test_bad_sweep_arguments_are_clean_errors(tmp_path, capsys, args, message):
+    from geomlib import sweep
+    (tmp_path / "FILE").write_text("x")
+    args = [str(tmp_path / a) if a == "FILE" else a for a in args]
+    argv = args + (["--out", str(tmp_path / "sweep")] if "--out" not in args else [])
+    assert sweep.main(argv) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("args, message", [(["--out", "DIR"], "is a folder; it must be the JSON file"),
+                                           (["--build", "FILE"], "is a file; it must be a folder")])
+def test_bad_robustness_paths_are_clean_errors(tmp_path, capsys, monkeypatch, args, message):
+    import robustness
+    monkeypatch.delenv("GEOMLIB_PRECISION", raising=False)
+    (tmp_path / "FILE").write_text("x")
+    (tmp_path / "DIR").mkdir()
+    argv = [str(tmp_path / a) if a in ("FILE", "DIR") else a for a in args]
+    assert robustness.main(argv + ["--only", "associative_vs_geometric"]) == 2
+    assert message in capsys.readouterr().err and (tmp_path / "FILE").read_text() == "x"
+
+
+# ----------------------------------------------------------------------------- 9. refused at the door
+@pytest.mark.parametrize("claim, measured, threshold, changes, error, message", [
+    ("not.a.claim", 1.0, 0.5, {}, ValueError, "not in geomlib.claims.CHECKS"),
+    ("geometry.probe", "0.95", 0.9, {}, TypeError, "must be a real number, got '0.95'"),
+    ("geometry.probe", True, 0.9, {}, TypeError, "must be a real number, got True"),
+    ("incontext.n1_at_chance", 0.0, float("nan"), {}, ValueError, "finite threshold"),
+    ("geometry.probe", 0.95, 0.9, {"preset": "nope"}, ValueError, "preset 'nope' is not a preset"),
+    ("geometry.probe", 0.95, 0.9, {"seed": -1}, ValueError, r"seed.*\[0, 2\^32\)"),
+])
+def test_check_claim_records_only_registered_claims_and_real_numbers(tmp_path, monkeypatch, claim, measured,
+                                                                      threshold, changes, error, message):
+    monkeypatch.setenv("GEOMLIB_LEDGER", str(tmp_path / "ledger.json"))
+    op = CHECKS[claim][0] if claim in CHECKS else ">="
+    with pytest.raises(error, match=message):
+        check_claim(claim, measured, op, threshold, **{**COMMON, **changes})
+    assert not (tmp_path / "ledger.json").exists()  # nothing recorded
+    check_claim("geometry.probe", torch.tensor(0.95), ">=", 0.9, **COMMON)  # a one-element tensor is a number
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: replace(r, eval_every=-5), "eval_every must be >= 0"),
+    (lambda r: replace(r, stages=()), "stages is empty"),
+    (lambda r: replace(r, stop_at=float("nan")), "stop_at must be a finite number"),
+    (lambda r: replace(r, stop_at=2.0), r"stop_at must be in \[0.0, 1.0\]"),
+    (lambda r: replace(r, l=1), "l must be >= 2"),
+    (lambda r: replace(r, model=replace(r.model, n_embd=130)), "multiple of n_head"),
+    (lambda r: replace(r.stages[1], batch=0), "batch must be >= 1"),
+    (lambda r: replace(r.stages[1].train, weight_decay=-1.0), "weight_decay must be >= 0"),
+    (lambda r: replace(r.stages[1].train, lr=float("inf")), "lr must be a finite number"),
+    (lambda r: replace(r.stages[1].train, betas=(0.9, 1.5)), r"betas must be two numbers in \[0, 1\)"),
+    (lambda r: replace(r.stages[1].train, grad_clip=-1.0), "grad_clip must be None"),
+])
+def test_preset_values_are_checked_not_only_their_types(change, message):
+    run = get_preset("path_finding_from_memory", "cpu").run
+    with pytest.raises(ValueError, match=message):
+        change(run)
+
+
+def test_a_bad_precision_variable_stops_the_book_before_anything_runs(tmp_path):
+    book = _book(tmp_path)
+    build = tmp_path / "build"
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "run_book.py"), "--book", str(book), "--build", str(build),
+                        "--no-html"], env={**os.environ, "GEOMLIB_PRECISION": "fp16"}, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "GEOMLIB_PRECISION must be 'fp32' or 'bf16'" in r.stderr and not build.exists()
+
+
+def test_vocabulary_sizes_and_token_ranges_are_named():
+    from geomlib.models import build_model
+    for bad in (-5, 0, 2.5, True):
+        with pytest.raises(ValueError, match="Vocab.num_nodes must be an integer >= 1"):
+            Vocab(bad)
+    for kind, kw in (("gpt", dict(block_size=4, n_layer=1, n_head=1, n_embd=8)), ("mamba", dict(n_layer=1, d_model=8))):
+        model = build_model(kind, vocab_size=10, **kw)
+        with pytest.raises(ValueError, match=r"token 12 is outside the model's vocabulary of size 10 \(tokens 0..9\)"):
+            model(torch.tensor([[1, 12]]))
+        with pytest.raises(ValueError, match="token -3 is outside"):
+            model(torch.tensor([[-3, 1]]))
+        assert model(torch.tensor([[0, 9]]))[0].shape[-1] == 10

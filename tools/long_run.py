@@ -36,7 +36,7 @@ import torch
 from geomlib.fileio import write_json_atomic
 from geomlib.presets import PATHSTAR_L5_CPU, PATHSTAR_L6_CPU, RELEASE_RECIPE, PathStarRun, plain
 from geomlib.provenance import git_commit, hardware, library_fingerprint
-from geomlib.recipes import pathstar_run
+from geomlib.recipes import CheckpointError, checkpoint_path, pathstar_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -171,35 +171,65 @@ def _slug(name: str) -> str:
 
 
 def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Path, command: str,
-            cap_steps: int | None = None) -> dict | None:
+            cap_steps: int | None = None, redo: bool = False) -> dict | None:
+    """Run (or continue) one long run, publishing its JSON after every evaluation.
+
+    The shipped curve is never replaced by a shorter one: a run whose JSON holds a longer curve
+    than the run has reached is published only once it passes it, and a run whose JSON is
+    unfinished but whose checkpoint is gone (another machine, a cleared cache) is refused with a
+    message instead of silently starting again from step 0. ``redo``: start over, a fresh record."""
     commit, started = git_commit(), time.time()
     previous = json.loads(out.read_text()) if out.exists() else {}
-    sessions = previous.get("sessions", []) if previous.get("config") == plain(cfg) else []
+    same_run = previous.get("config") == plain(cfg) and not redo
+    sessions = previous.get("sessions", []) if same_run else []
+    shipped_steps = previous.get("steps", 0) if same_run else 0
+    ckpt = checkpoint_path(cfg, seed)
+    if redo and ckpt.exists():
+        ckpt.unlink()
+        print(f"{name} (seed {seed}): --redo: its checkpoint is deleted, the run starts over with a fresh record")
+    if shipped_steps and not ckpt.exists():
+        print(f"{name} (seed {seed}): {out.relative_to(ROOT)} holds {shipped_steps} steps of this run, but its checkpoint "
+              f"{ckpt} is gone (another machine or a cleared cache), so it cannot continue. Run it again with --redo to "
+              "start over (the shipped curve is replaced once the new run is published).", file=sys.stderr)
+        return None
+    held_back = {"said": False}
 
     def publish(history, finished: bool = False) -> None:
         rows = history.rows
-        first = next((r for r in rows if r.get("test_full", 0.0) >= SWITCH), None)
-        capped = not finished and cap_steps is not None and rows and rows[-1]["step"] >= cap_steps
-        status = ("finished" if finished else
-                  f"capped at {cap_steps} steps (not within the cap; resumable: a larger --cap-steps continues it)"
-                  if capped else "unfinished (resumable: run the command again to continue)")
-        write_json_atomic(out, {
-            "run": run, "name": name, "what": what, "seed": seed, "status": status, "cap_steps": cap_steps,
-            "command": command, "commit": commit, "geomlib": library_fingerprint(), "hardware": hardware(),
-            "torch": str(torch.__version__), "threads": torch.get_num_threads(), "config": plain(cfg),
-            "sessions": sessions + [{"started": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)),
-                                     "wall_seconds": round(time.time() - started)}],
-            "train_seconds": rows[-1]["seconds"] if rows else 0.0, "steps": rows[-1]["step"] if rows else 0,
-            f"heldout_full_path_ge_{SWITCH}_at": None if first is None else first["step"],
-            f"seconds_to_{SWITCH}": None if first is None else first["seconds"],
-            "rows": rows})
+        reached = rows[-1]["step"] if rows else 0
+        capped = not finished and cap_steps is not None and rows and reached >= cap_steps
+        if reached < shipped_steps and not finished:
+            if not held_back["said"]:
+                print(f"{name} (seed {seed}): at step {reached}, behind the shipped curve ({shipped_steps} steps): "
+                      "it is kept until this run passes it")
+                held_back["said"] = True
+        else:
+            first = next((r for r in rows if r.get("test_full", 0.0) >= SWITCH), None)
+            status = ("finished" if finished else
+                      f"capped at {cap_steps} steps (not within the cap; resumable: a larger --cap-steps continues it)"
+                      if capped else "unfinished (resumable: run the command again to continue)")
+            write_json_atomic(out, {
+                "run": run, "name": name, "what": what, "seed": seed, "status": status, "cap_steps": cap_steps,
+                "command": command, "commit": commit, "geomlib": library_fingerprint(), "hardware": hardware(),
+                "torch": str(torch.__version__), "threads": torch.get_num_threads(), "config": plain(cfg),
+                "sessions": sessions + [{"started": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)),
+                                         "wall_seconds": round(time.time() - started), "commit": commit,
+                                         "geomlib": library_fingerprint(), "torch": str(torch.__version__),
+                                         "from_step": history.meta.get("sessions", [{}])[-1].get("from_step", 0)}],
+                "train_seconds": rows[-1]["seconds"] if rows else 0.0, "steps": reached,
+                f"heldout_full_path_ge_{SWITCH}_at": None if first is None else first["step"],
+                f"seconds_to_{SWITCH}": None if first is None else first["seconds"],
+                "rows": rows})
         if capped:
-            raise Capped(rows[-1]["step"])
+            raise Capped(reached)
 
     try:
         _, _, history = pathstar_run(cfg, seed, resumable=True, on_checkpoint=publish, progress=True)
     except Capped as stop:
         print(f"{name} (seed {seed}): capped at step {stop.args[0]} ({out.relative_to(ROOT)})")
+        return None
+    except CheckpointError as e:
+        print(f"{name} (seed {seed}): {e}", file=sys.stderr)
         return None
     publish(history, finished=True)
     last = history.last
@@ -245,7 +275,7 @@ def main(argv=None) -> int:
                 print(f"{name} (seed {seed}): already ran to the cap ({done['steps']} steps)")
                 continue
             out.parent.mkdir(parents=True, exist_ok=True)
-            run_one(args.run, name, what, cfg, seed, out, command, args.cap_steps)
+            run_one(args.run, name, what, cfg, seed, out, command, args.cap_steps, redo=args.redo)
     return 0
 
 

@@ -140,6 +140,18 @@ def fp32_already(done: dict, chapter: str, seed: int) -> bool:
     return bool(run and run["claims"]) and all(c["precision"] == "fp32" for c in run["claims"].values())
 
 
+def bad_paths(out: Path, build: Path) -> str | None:
+    """Why ``--out`` (a JSON file) or ``--build`` (a folder) cannot be used, before any chapter runs
+    (None: both can)."""
+    if out.is_dir():
+        return f"--out {out} is a folder; it must be the JSON file to write (e.g. data/robustness.json)"
+    if not out.parent.is_dir():
+        return f"--out {out}: its folder {out.parent} does not exist"
+    if build.exists() and not build.is_dir():
+        return f"--build {build} is a file; it must be a folder (one build folder per chapter run goes inside)"
+    return None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
@@ -168,8 +180,17 @@ def main(argv=None) -> int:
         print("error: $GEOMLIB_PRECISION is set; the robustness run sets it itself per series (unset it)",
               file=sys.stderr)
         return 2
+    problem = bad_paths(args.out, args.build)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        data = json.loads(args.out.read_text()) if args.out.exists() else {}
+    except (OSError, ValueError) as e:
+        print(f"error: --out {args.out} cannot be read as the robustness JSON ({e}); it is left as it is",
+              file=sys.stderr)
+        return 2
     plan = [("default", s) for s in args.seeds] + [("fp32", s) for s in args.fp32_seeds]
-    data = json.loads(args.out.read_text()) if args.out.exists() else {}
     done = data.get("runs", {})
     todo = []
     for series, seed in plan:  # a seed at a time: every chapter gets its first seeds first

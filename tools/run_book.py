@@ -33,6 +33,7 @@ import yaml
 
 from geomlib.claims import chapter_status, drop_chapter_rows, read_ledger
 from geomlib.fileio import locked, write_json_atomic
+from geomlib.precision import check_environment
 from geomlib.presets import preset_names
 from geomlib.validate import check_seed
 
@@ -161,6 +162,10 @@ def check_arguments(args) -> None:
         raise UsageError(f"--html-out {args.html_out} would write the HTML into the staged book {staged}")
     if args.preset not in preset_names():
         raise UsageError(f"--preset {args.preset!r} is not a preset; choose from {preset_names()}")
+    try:
+        check_environment()  # $GEOMLIB_PRECISION / $GEOMLIB_NATIVE_BF16, before any chapter starts
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     try:
         check_seed(args.seed, "--seed")
     except (TypeError, ValueError) as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import numbers
 import operator
 import os
 import statistics
@@ -17,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .fileio import locked, write_json_atomic
@@ -192,6 +194,16 @@ def drop_chapter_rows(chapter: str, path: Path | str | None = None) -> None:
             write_json_atomic(path, kept)
 
 
+def _real(what: str, claim: str, value) -> float:
+    """``value`` as a float when it is a real number (a Python or numpy number, or a one-element
+    tensor or array); a text, a bool or anything else is refused with a message naming the claim."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 or isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"claim {claim!r}: the {what} must be a real number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
 def check_claim(claim: str, measured: float, op: str, threshold: float, *, paper: str, description: str,
                 chapter: str, preset: str, seed: int, details: dict | None = None,
                 known_failure: str | None = None) -> ClaimResult:
@@ -204,14 +216,24 @@ def check_claim(claim: str, measured: float, op: str, threshold: float, *, paper
     ``$GEOMLIB_RECORD_ONLY`` (set by the robustness run): a failed claim is recorded but does not
     raise, so the chapter goes on to measure its other claims.
     """
+    from .presets import preset_names
+    from .validate import check_seed
+
+    if claim not in CHECKS:
+        raise ValueError(f"claim {claim!r} is not in geomlib.claims.CHECKS; a claim is entered there (its comparison "
+                         "and threshold) and given a negative case in tests/test_claims_can_fail.py before it is checked")
     if op not in _OPS:
         raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
-    if claim in CHECKS:
-        want_op, want = CHECKS[claim]
-        if op != want_op or (not isinstance(want, str) and float(threshold) != float(want)):
-            raise ValueError(f"claim {claim!r}: the check {op} {threshold} differs from geomlib.claims.CHECKS "
-                             f"({want_op} {want}); change it there, where its negative case is tested")
-    measured = float(measured)
+    measured, threshold = _real("measured value", claim, measured), _real("threshold", claim, threshold)
+    if not math.isfinite(threshold):
+        raise ValueError(f"claim {claim!r}: the threshold is {threshold}; a check needs a finite threshold")
+    want_op, want = CHECKS[claim]
+    if op != want_op or (not isinstance(want, str) and threshold != float(want)):
+        raise ValueError(f"claim {claim!r}: the check {op} {threshold} differs from geomlib.claims.CHECKS "
+                         f"({want_op} {want}); change it there, where its negative case is tested")
+    if not isinstance(preset, str) or preset not in preset_names():
+        raise ValueError(f"preset {preset!r} is not a preset; choose from {preset_names()}")
+    seed = check_seed(seed)
     if not math.isfinite(measured):
         raise ClaimFailed(f"claim {claim!r}: the measured value is {measured}, not a number")
     passed = bool(_OPS[op](measured, float(threshold)))

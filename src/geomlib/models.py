@@ -48,6 +48,15 @@ def _node_rows(idx: torch.Tensor, targets: torch.Tensor | None, num_nodes: int) 
     return idx.clamp(0, num_nodes - 1)
 
 
+def _check_tokens(idx: torch.Tensor, vocab_size: int) -> None:
+    """A clear error for a token outside ``0..vocab_size-1`` (the embedding's own is an opaque
+    index error, or a device-side assert on a GPU)."""
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
+        bad = idx[(idx < 0) | (idx >= vocab_size)][0].item()
+        raise ValueError(f"token {bad} is outside the model's vocabulary of size {vocab_size} (tokens 0..{vocab_size - 1}); "
+                         "build the model with the task's vocab.size")
+
+
 # --------------------------------------------------------------------------- Transformer
 @dataclass
 class GPTConfig:
@@ -156,6 +165,7 @@ class GPT(nn.Module):
         t = idx.shape[1]
         if t > self.config.block_size:
             raise ValueError(f"sequence length {t} exceeds block_size {self.config.block_size}")
+        _check_tokens(idx, self.config.vocab_size)
         x = self.drop(self.wte(idx) + self.wpe(torch.arange(t, device=idx.device)))
         for block in self.h:
             x = block(x)
@@ -309,6 +319,7 @@ class Mamba(nn.Module):
             self.wte.weight.requires_grad_(False)
 
     def hidden(self, idx):
+        _check_tokens(idx, self.config.vocab_size)
         x = self.wte(idx)
         for layer in self.layers:
             x = layer(x)

@@ -26,6 +26,7 @@ shipped ablations, ``TINY_TRANSFORMER`` the model of three.
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 import types
 import typing
@@ -83,6 +84,16 @@ class _Typed:
             if not _conforms(value, hints[f.name]):
                 raise TypeError(f"{type(self).__name__}.{f.name} must be {_show_hint(hints[f.name])}, "
                                 f"got {value!r} ({type(value).__name__})")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{type(self).__name__}.{f.name} must be a finite number, got {value}")
+        for name, (low, high) in self._bounds.items():  # values, not only types
+            value = getattr(self, name)
+            if value is not None and not (low <= value and (high is None or value <= high)):
+                where = f">= {low}" if high is None else f"in [{low}, {high}]"
+                raise ValueError(f"{type(self).__name__}.{name} must be {where}, got {value!r}")
+
+    #: ``{field: (lowest, highest or None)}``: the values a field may take (None values pass).
+    _bounds: ClassVar[dict[str, tuple[float, float | None]]] = {}
 
 
 def _show_hint(hint) -> str:
@@ -115,6 +126,13 @@ class GPT(_Typed):
     scaled_residual_init: bool = True  # GPT-2's scaled residual init (the release's never fires)
     freeze_embeddings: bool = False  # the associative control: token embeddings stay random
     kind: ClassVar[str] = "gpt"
+    _bounds = {"n_layer": (1, None), "n_head": (1, None), "n_embd": (1, None), "emb_init_std": (0.0, None),
+               "pos_init_std": (0.0, None)}
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPT.n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,7 @@ class Mamba(_Typed):
     final_norm: bool = True  # the release: no final LayerNorm
     release_init: bool = False  # the release: every Linear in a block N(0, 0.02), zero biases
     kind: ClassVar[str] = "mamba"
+    _bounds = {"n_layer": (1, None), "d_model": (1, None)}
 
 
 @dataclass(frozen=True)
@@ -138,6 +157,7 @@ class Linear(_Typed):
     dropout: float = 0.0
     dropout_after_w: bool = False  # the release's dropout position
     kind: ClassVar[str] = "linear"
+    _bounds = {"width": (1, None), "init_std": (0.0, None), "w_init_std": (0.0, None), "dropout": (0.0, 0.99)}
 
 
 @dataclass(frozen=True)
@@ -147,6 +167,7 @@ class Node2Vec(_Typed):
     init_std: float = 0.02
     loss: str = "mean"  # "node_sum": the release's sum over source nodes of the mean over neighbours
     kind: ClassVar[str] = "node2vec"
+    _bounds = {"dim": (1, None), "init_std": (0.0, None)}
 
 
 Model = Union[GPT, Mamba, Linear, Node2Vec]
@@ -174,6 +195,7 @@ class Stage(_Typed):
     train: TrainConfig
     batch: int | None = None
     path_fraction: float | None = None
+    _bounds = {"batch": (1, None), "path_fraction": (0.0, 1.0)}
 
     def __post_init__(self):
         super().__post_init__()
@@ -198,9 +220,13 @@ class PathStarRun(_Typed):
     aux_node2vec: float = 0.0  # weight of an auxiliary Node2Vec loss on the node embeddings
     stop_at: float | None = None  # stop once held-out full path >= this (stop_patience evaluations in a row)
     stop_patience: int = 1
+    _bounds = {"d": (1, None), "l": (2, None), "eval_every": (0, None), "aux_node2vec": (0.0, None),
+               "stop_at": (0.0, 1.0), "stop_patience": (1, None)}
 
     def __post_init__(self):
         super().__post_init__()
+        if not self.stages:
+            raise ValueError("PathStarRun.stages is empty; a run needs at least one stage")
         if self.decode not in DECODES:
             raise ValueError(f"PathStarRun.decode must be one of {DECODES}, got {self.decode!r}")
         if self.precision not in PRECISIONS:
@@ -218,6 +244,8 @@ class InContextRun(_Typed):
     model: GPT
     train: TrainConfig
     eval_every: int
+    _bounds = {"d": (1, None), "l": (2, None), "num_labels": (1, None), "num_train": (1, None), "num_test": (1, None),
+               "eval_every": (0, None)}
 
 
 # ----------------------------------------------------------------------------- shared values

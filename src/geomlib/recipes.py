@@ -15,6 +15,7 @@ geometric interventions) and the cache around them.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -35,20 +36,83 @@ from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
 from .train import History, default_device, note_precisions, set_seed, train
 
 __all__ = ["stage_batches", "run_recipe", "build_pathstar", "train_pathstar", "pathstar_run", "edge_run", "edge_runs",
-           "incontext_run", "run_key"]
+           "incontext_run", "run_key", "checkpoint_path", "CheckpointError", "CODE_FIELDS"]
 
 
 def run_key(kind: str, config, seed: int, precision: str) -> dict:
     """What a cached run depends on: its kind, its full typed config (as data: every value,
-    including any preset it embeds, such as a Node2Vec start), the seed, the thread count, the
-    precision it actually ran in ("auto" resolved on this machine), the torch version and a
-    fingerprint of geomlib's source (a change to the trainer or a metric recomputes). The precision is
-    what the run computes on this device (``"bf16 (rounded)"`` differs from native ``"bf16"`` in
-    the last bits), so a cache shared between machines keeps them apart."""
+    including any preset it embeds, such as a Node2Vec start), the seed, the precision it actually
+    runs in ("auto" resolved on this machine) and the device (the run's *identity*), and the thread
+    count, the torch version and a fingerprint of the geomlib code that changes numbers (the
+    *code* it runs under: a change to the trainer or a metric recomputes). The precision is what
+    the run computes on this device (``"bf16 (rounded)"`` differs from native ``"bf16"`` in the
+    last bits), so a cache shared between machines keeps them apart."""
     from .provenance import library_fingerprint
 
     return {"experiment": kind, "config": plain(config), "seed": seed, "threads": torch.get_num_threads(),
             "precision": precision_label(precision), "device": default_device().type, "torch": torch.__version__, "geomlib": library_fingerprint()}
+
+
+#: The parts of a run key that say which code and machine ran it, not which run it is: a
+#: checkpoint written under other values may be continued (with a message, and each session recorded).
+CODE_FIELDS = ("threads", "torch", "geomlib")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be continued: unreadable, or written for another run."""
+
+
+def checkpoint_path(run: PathStarRun, seed: int = 0) -> Path:
+    """Where a resumable path-star run keeps its state: ``<cache>/pathstar-<hash>.ckpt``, named by
+    the run's identity only (config, seed, precision, device), so that an edit to the library or a
+    new torch finds the same checkpoint instead of silently starting again from step 0."""
+    key = run_key("pathstar", run, seed, run.precision)
+    return cache_root() / f"pathstar-{config_hash(_identity(key))}.ckpt"
+
+
+def _identity(key: dict) -> dict:
+    return {k: v for k, v in key.items() if k not in CODE_FIELDS}
+
+
+def _session(key: dict | None, step: int) -> dict:
+    from .provenance import git_commit
+
+    code = json.loads(json.dumps({k: key[k] for k in CODE_FIELDS if k in key}, default=str)) if key else {}
+    return {"from_step": step, "commit": git_commit(), **code}
+
+
+def _load_checkpoint(path: Path, key: dict | None, device) -> dict:
+    """The state saved at ``path``, checked: readable, a run checkpoint, and (given ``key``) written
+    for the same run. Another code version is allowed and announced; anything else is refused with
+    what to do."""
+    start_over = f"to start the run over from step 0, delete it: rm '{path}'"
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any damage (truncated, garbage, not torch's): name the file, what to do
+        raise CheckpointError(f"checkpoint {path} cannot be read (torch.load: {type(e).__name__}; truncated or "
+                              f"not a checkpoint); {start_over}") from None
+    if not isinstance(saved, dict) or not {"model", "history", "stage", "train"} <= saved.keys():
+        raise CheckpointError(f"checkpoint {path} cannot be read as a run's state (it lacks the model, history, stage "
+                              f"or trainer state); {start_over}")
+    if key is None:
+        return saved
+    theirs = saved.get("key")
+    if not isinstance(theirs, dict):
+        raise CheckpointError(f"checkpoint {path} does not say which run wrote it (an older geomlib), so it cannot "
+                              f"be checked against this run; {start_over}")
+    mine = json.loads(json.dumps(_identity(key), sort_keys=True, default=str))
+    if _identity(theirs) != mine:
+        differ = sorted(k for k in set(mine) | set(_identity(theirs)) if mine.get(k) != theirs.get(k))
+        raise CheckpointError(f"checkpoint {path} was written for another run (it differs in {', '.join(differ)}); "
+                              f"it is not continued. {start_over[0].upper()}{start_over[1:]}")
+    code = {k: (theirs.get(k), key[k]) for k in CODE_FIELDS if theirs.get(k) != key[k]}
+    if code:
+        was = ", ".join(f"{k} {a}" for k, (a, _) in code.items())
+        now = ", ".join(f"{k} {b}" for k, (_, b) in code.items())
+        print(f"{path.name} was written by other code ({was}); this is {now}. Continuing it: each session's commit "
+              f"and versions are recorded in the run's history (meta['sessions']). {start_over[0].upper()}"
+              f"{start_over[1:]}.")
+    return saved
 
 
 def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fraction: float | None):
@@ -71,25 +135,35 @@ def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fractio
 
 def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: tuple[Stage, ...], *, seed: int, precision: str,
                eval_every: int, evaluate=None, stop=None, progress=None, aux_loss=None,
-               checkpoint: Path | None = None, on_checkpoint=None) -> History:
+               checkpoint: Path | None = None, on_checkpoint=None, checkpoint_key: dict | None = None) -> History:
     """Run the stages in order on one model; one :class:`~geomlib.train.History` across all of them.
     Stage ``i`` trains with seed ``seed + i``, the run's precision, and the run's ``eval_every``
     unless the stage sets its own.
 
-    ``checkpoint``: a file where the run's state (model, history, stage, trainer state) is saved
-    after every evaluation; when it exists, the run resumes from it, exactly where it stopped.
-    ``on_checkpoint(history)`` is called after each save (e.g. to publish the curve so far)."""
+    ``checkpoint``: a file where the run's state (model, history, stage, trainer state and
+    ``checkpoint_key``, the run's key) is saved after every evaluation; when it exists, the run
+    resumes from it, exactly where it stopped. A checkpoint of another run (its key's identity
+    differs) or an unreadable one raises :class:`CheckpointError` naming the file; one written by
+    other code is continued, and every session (from which step, commit, library, torch, threads)
+    is listed in ``history.meta["sessions"]``. ``on_checkpoint(history)`` is called after each save
+    (e.g. to publish the curve so far)."""
     history, start_stage, resume = History(), 0, None
     if checkpoint is not None and Path(checkpoint).exists():
-        saved = torch.load(checkpoint, map_location=next(model.parameters()).device, weights_only=True)
+        saved = _load_checkpoint(Path(checkpoint), checkpoint_key, next(model.parameters()).device)
         model.load_state_dict(saved["model"])
         history, start_stage, resume = History.from_dict(saved["history"]), saved["stage"], saved["train"]
         print(f"resuming from {Path(checkpoint).name}: stage {start_stage + 1}, step "
               f"{history.rows[-1]['step'] if history.rows else 0}")
+    elif checkpoint is not None:
+        print(f"no checkpoint of this run yet: starting at step 0 (saving to {Path(checkpoint).name})")
+    if checkpoint is not None:
+        history.meta.setdefault("sessions", []).append(
+            _session(checkpoint_key, int(history.rows[-1]["step"]) if history.rows else 0))
 
     def save(stage: int, train_state: dict | None) -> None:
         write_torch_atomic(checkpoint, {"model": model.state_dict(), "history": history.to_dict(), "stage": stage,
-                                        "train": train_state})
+                                        "train": train_state,
+                                        "key": json.loads(json.dumps(checkpoint_key, sort_keys=True, default=str))})
         if on_checkpoint is not None:
             on_checkpoint(history)
 
@@ -124,7 +198,8 @@ def build_pathstar(run: PathStarRun, seed: int = 0) -> tuple[PathStarTask, torch
 
 
 def train_pathstar(model: torch.nn.Module, task: PathStarTask, run: PathStarRun, seed: int = 0, *, stop=None,
-                   progress=None, checkpoint: Path | None = None, on_checkpoint=None) -> History:
+                   progress=None, checkpoint: Path | None = None, on_checkpoint=None,
+                   checkpoint_key: dict | None = None) -> History:
     """Train ``model`` on ``task`` with ``run``'s recipe and its geometric interventions: the node
     embeddings start from ``run.emb_init`` (a Node2Vec recipe) unless the run resumes from a
     checkpoint; ``run.aux_node2vec`` adds that weight of the Node2Vec loss to every step."""
@@ -134,7 +209,7 @@ def train_pathstar(model: torch.nn.Module, task: PathStarTask, run: PathStarRun,
     evaluate = pathstar_metrics(task, train=True, edges=True, probe=True, decode=run.decode)
     return run_recipe(model, task, run.stages, seed=seed, precision=run.precision, eval_every=run.eval_every,
                       evaluate=evaluate, stop=stop, progress=progress, aux_loss=aux_loss, checkpoint=checkpoint,
-                      on_checkpoint=on_checkpoint)
+                      on_checkpoint=on_checkpoint, checkpoint_key=checkpoint_key)
 
 
 def _stop_rule(run: PathStarRun, on_eval=None, max_seconds: float | None = None):
@@ -162,18 +237,20 @@ def pathstar_run(run: PathStarRun, seed: int = 0, *, retrain: bool = False, prog
     The cache key is the whole run (every value) with the seed, threads, precision, torch and
     geomlib's source: two chapters asking for the same run share one entry; any change recomputes.
     ``on_eval(row)`` sees every evaluation row (logging). ``resumable=True`` (runs of hours): the
-    run's state is saved in the cache after every evaluation (``pathstar-<hash>.ckpt``) and a run
-    started again with the same configuration continues from there; ``on_checkpoint(history)``
-    sees the history after each save."""
+    run's state is saved in the cache after every evaluation (:func:`checkpoint_path`) and a run
+    started again with the same configuration continues from there, after an edit to the library
+    or a torch upgrade too (announced, each session recorded in ``meta["sessions"]``); a checkpoint
+    of another run or an unreadable one is refused (:class:`CheckpointError`) before any training.
+    ``on_checkpoint(history)`` sees the history after each save."""
     if not isinstance(run, PathStarRun):
         raise TypeError(f"pathstar_run takes a geomlib.presets.PathStarRun, got {type(run).__name__}")
     task, model = build_pathstar(run, seed)
     key = run_key("pathstar", run, seed, run.precision)
-    ckpt = cache_root() / f"pathstar-{config_hash(key)}.ckpt" if resumable else None
+    ckpt = checkpoint_path(run, seed) if resumable else None
 
     def fit(m):
         return train_pathstar(m, task, run, seed, stop=_stop_rule(run, on_eval), progress=progress, checkpoint=ckpt,
-                              on_checkpoint=on_checkpoint).to_dict()
+                              on_checkpoint=on_checkpoint, checkpoint_key=key).to_dict()
 
     model, record = cached_run("pathstar", key, model, fit, retrain=retrain)
     if ckpt is not None and ckpt.exists():

@@ -27,8 +27,9 @@ from pathlib import Path
 
 from .cache import config_hash
 from .fileio import write_json_atomic
+from .precision import check_environment
 from .presets import PathStarRun, Scaling, get_preset, plain
-from .provenance import git_commit, hardware
+from .provenance import git_commit, hardware, library_fingerprint
 from .validate import check_seed
 
 __all__ = ["phase_diagram_cells", "cell_row", "probe_first_share", "run_cell", "run_sweep", "collect"]
@@ -71,7 +72,13 @@ def probe_first_share(rows: list[dict]) -> tuple[float, int]:
 
 
 def _cell_file(out: Path, name: str, axis: str, value, cfg: PathStarRun, seed: int) -> Path:
-    key = {"axis": axis, "value": value, "config": plain(cfg), "seed": seed}
+    """A cell's row file, named by what decides its numbers: the cell, its config and seed, the
+    geomlib code that changes numbers and the torch version (the notion the model cache uses). A
+    row written by other code is not this file: it is left alone and reported, never mixed in."""
+    import torch
+
+    key = {"axis": axis, "value": value, "config": plain(cfg), "seed": seed, "geomlib": library_fingerprint(),
+           "torch": torch.__version__}
     return out / "cells" / f"{name}-{config_hash(key)}.json"
 
 
@@ -84,7 +91,7 @@ def run_cell(axis: str, value, cfg: PathStarRun, seed: int, out: str, name: str 
     path = _cell_file(Path(out), name, axis, value, cfg, seed)
     _, _, hist = pathstar_run(cfg, seed=seed, progress=False)
     row = {**cell_row(axis, value, cfg, hist), "seed": seed, "config": plain(cfg), "torch": torch.__version__,
-           "device": hardware(), "threads": torch.get_num_threads()}
+           "geomlib": library_fingerprint(), "device": hardware(), "threads": torch.get_num_threads()}
     write_json_atomic(path, row)
     return row
 
@@ -117,10 +124,17 @@ def run_sweep(cells: dict[tuple[str, object], PathStarRun], seeds, out: Path | s
     seeds = [check_seed(s) for s in seeds]
     if executor not in ("local", "slurm", "debug"):
         raise ValueError(f"executor must be 'local', 'slurm' or 'debug', got {executor!r}")
-    if not isinstance(parallel, int) or parallel < 1:
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise ValueError(f"parallel must be an integer >= 1, got {parallel!r}")
+    if isinstance(timeout_min, bool) or not isinstance(timeout_min, int) or timeout_min < 1:
+        raise ValueError(f"timeout_min must be an integer >= 1 (minutes), got {timeout_min!r}")
     out = Path(out)
-    (out / "cells").mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; it must be a folder (for cell rows, logs and the collected JSON)")
+    try:
+        (out / "cells").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot make the sweep folder {out / 'cells'}: {e.strerror or e}") from None
     todo = [(axis, value, cfg, seed) for (axis, value), cfg in cells.items() for seed in seeds
             if not _cell_file(out, name, axis, value, cfg, seed).exists()]
     print(f"sweep {name}: {len(cells) * len(seeds)} cell(s) x seed(s), {len(todo)} to run "
@@ -146,12 +160,17 @@ def run_sweep(cells: dict[tuple[str, object], PathStarRun], seeds, out: Path | s
 def collect(out: Path | str, name: str, cells: dict, seeds, command: str = "") -> dict:
     """Gather the rows of ``cells`` x ``seeds`` that exist in ``out`` into ``<out>/<name>.json``."""
     out = Path(out)
-    rows = [json.loads(p.read_text()) for (axis, value), cfg in cells.items() for seed in seeds
-            if (p := _cell_file(out, name, axis, value, cfg, seed)).exists()]
+    files = [_cell_file(out, name, axis, value, cfg, seed) for (axis, value), cfg in cells.items() for seed in seeds]
+    rows = [json.loads(p.read_text()) for p in files if p.exists()]
+    other = sorted(set((out / "cells").glob(f"{name}-*.json")) - set(files))
+    if other:
+        print(f"sweep {name}: {len(other)} row file(s) in {out / 'cells'} come from other code, another torch or "
+              "cells outside this sweep; they are left out of the collected rows")
     devices = sorted({r.get("device", "?") for r in rows})
-    doc = {"name": name, "command": command, "commit": git_commit(), "hardware": ", ".join(devices) or "none",
-           "host": platform.node(), "written": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "cells": len(cells) * len(seeds), "finished": len(rows), "rows": rows}
+    doc = {"name": name, "command": command, "commit": git_commit(), "geomlib": library_fingerprint(),
+           "hardware": ", ".join(devices) or "none", "host": platform.node(),
+           "written": time.strftime("%Y-%m-%d %H:%M:%S"), "cells": len(cells) * len(seeds), "finished": len(rows),
+           "left_out": len(other), "rows": rows}
     write_json_atomic(out / f"{name}.json", doc)
     return doc
 
@@ -168,6 +187,7 @@ def main(argv=None) -> int:
                     help="submitit's SLURM parameters, e.g. slurm_partition=gpu gpus_per_node=1")
     args = ap.parse_args(argv)
     try:
+        check_environment()
         cfg = get_preset("scaling", args.preset)
         bad = [kv for kv in args.slurm if "=" not in kv]
         if bad:
@@ -182,6 +202,9 @@ def main(argv=None) -> int:
     try:
         doc = run_sweep(phase_diagram_cells(cfg), args.seeds, args.out, executor=args.executor,
                         parallel=args.parallel, timeout_min=args.timeout_min, slurm=slurm, command=command)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

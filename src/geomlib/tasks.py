@@ -11,6 +11,7 @@ is asked to predict.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,10 @@ class Vocab:
 
     num_nodes: int
     specials: tuple[str, ...] = ("[EDGE]", "[PATH]", "[PAUSE]", "[QUERY]", "[EQ]")
+
+    def __post_init__(self):
+        if isinstance(self.num_nodes, bool) or not isinstance(self.num_nodes, numbers.Integral) or self.num_nodes < 1:
+            raise ValueError(f"Vocab.num_nodes must be an integer >= 1 (the graph's node count), got {self.num_nodes!r}")
 
     def __getitem__(self, name: str) -> int:
         try:

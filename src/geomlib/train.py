@@ -57,8 +57,20 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.final_lr_ratio < 0:
+            raise ValueError(f"final_lr_ratio must be >= 0, got {self.final_lr_ratio}")
+        if self.grad_clip is not None and (isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float))
+                                           or not math.isfinite(self.grad_clip) or self.grad_clip <= 0):
+            raise ValueError(f"grad_clip must be None (no clipping) or a finite number > 0, got {self.grad_clip!r}")
+        if len(tuple(self.betas)) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool)
+                                                  and 0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         if self.schedule not in ("cosine", "constant", "wsd"):
             raise ValueError(f"schedule must be 'cosine', 'constant' or 'wsd', got {self.schedule!r}")
         if not 0.0 < self.decay_fraction <= 1.0:
