@@ -122,6 +122,16 @@ def test_bad_arguments_leave_the_previous_build_as_it_was(tmp_path, capsys, bad)
     assert _snapshot(build) == before
 
 
+@pytest.mark.parametrize("flag", ["--build", "--html-out"])
+def test_a_build_or_html_folder_that_is_a_file_is_refused(tmp_path, capsys, flag):
+    book = _book(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    args = ["--book", str(book), "--build", str(tmp_path / "build"), flag, str(tmp_path / "afile")]
+    assert run_book.main(args) == 2
+    assert "is a file; it must be a folder" in capsys.readouterr().err and (tmp_path / "afile").read_text() == "x"
+    assert not (tmp_path / "build").exists()
+
+
 def test_only_needs_a_chapter_name(tmp_path):
     with pytest.raises(SystemExit) as e:
         run_book.main(["--book", str(_book(tmp_path)), "--only"])

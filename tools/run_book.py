@@ -153,6 +153,9 @@ def check_arguments(args) -> None:
     book, build = args.book.resolve(), args.build.resolve()
     if not (book / "_toc.yml").is_file():
         raise UsageError(f"--book {args.book}: no _toc.yml there; point --book at the book's source folder")
+    for flag, folder in (("--build", args.build), ("--html-out", args.html_out)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise UsageError(f"{flag} {folder} is a file; it must be a folder")
     staged = build / book.name
     if _overlap(staged, book) or _overlap(build, book):
         raise UsageError(f"--build {args.build} would stage the book at {staged}, which overlaps its sources {book}; "
