@@ -153,3 +153,49 @@ def test_node2vec_node_sum_loss_is_the_release_objective():
     assert torch.allclose(loss, expected, atol=1e-5)
     with pytest.raises(ValueError, match="loss must be one of"):
         models.Node2Vec(5, 8, loss="sum")
+
+
+# ----------------------------------------------------------------------------- the GPU path, checked on the CPU
+@pytest.mark.parametrize("kind, kw", [("gpt", dict(block_size=8, n_layer=2, n_head=2, n_embd=16)),
+                                      ("mamba", dict(n_layer=2, d_model=16, compile_scan=False))])
+def test_decoding_computes_the_head_only_where_it_reads_it(kind, kw):
+    """Greedy decoding and edge scores apply the head at the last position only (at the paper's
+    scale the full forward made B x T x 50,006 logits per step), with the same result."""
+    from geomlib.evaluate import greedy_decode
+    torch.manual_seed(0)
+    model = models.build_model(kind, vocab_size=23, **kw).eval()
+    idx = torch.randint(0, 23, (64, 5))
+    with torch.no_grad():
+        assert torch.allclose(model.next_logits(idx), model(idx)[0][:, -1], atol=1e-6)
+        seq = idx[:, :3]
+        for _ in range(4):  # the former decoding: the whole forward, its last row
+            seq = torch.cat([seq, model(seq)[0][:, -1, :18].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(greedy_decode(model, idx[:, :3], 4, allowed=18), seq[:, 3:])
+
+
+def test_a_compiled_scan_whose_backward_fails_falls_back(monkeypatch):
+    """The compile fallback guarded the forward only: a compiled backward that fails escaped from
+    ``loss.backward()``. Now the first compiled call tries forward and backward."""
+    class BrokenBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise RuntimeError("the compiled backward failed")
+
+    monkeypatch.setattr(models, "_COMPILED", {})
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: (lambda *a: BrokenBackward.apply(fn(*a))))
+    torch.manual_seed(0)
+    model = models.Mamba(models.MambaConfig(vocab_size=12, d_model=16, compile_scan=True))
+    idx = torch.randint(0, 12, (4, 6))
+    with pytest.warns(RuntimeWarning, match="uncompiled scan"):
+        loss = model(idx, idx)[1]
+    loss.backward()  # no escape
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    plain = models.Mamba(models.MambaConfig(vocab_size=12, d_model=16, compile_scan=False))
+    plain.load_state_dict(model.state_dict())
+    plain(idx, idx)[1].backward()
+    assert all(torch.allclose(a, p.grad) for a, p in zip(grads, plain.parameters()))

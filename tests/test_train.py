@@ -285,3 +285,74 @@ def test_edge_runs_in_processes_match_one_after_the_other():
         assert torch.equal(m1.W, m2.W) and untimed[0] == untimed[1]
     with pytest.raises(TypeError, match="EdgeRecipe"):
         edge_runs([(cycle(7, 0), "linear", 0, {})])
+
+
+# ----------------------------------------------------------------------------- the GPU path, checked on the CPU
+def test_a_training_step_reads_its_target_counts_without_the_device(monkeypatch):
+    """Each stream's supervised-target count came from the device every step (a host sync per
+    stream on a GPU); it is now read from counts kept on the CPU, with the same losses."""
+    _, before = _run(0)
+    monkeypatch.setattr(tasks.Examples, "num_targets", property(lambda self: pytest.fail("a device read per step")))
+    _, after = _run(0)
+    assert before["loss"][1:].tolist() == after["loss"][1:].tolist()
+
+
+def test_a_checkpoint_is_loaded_onto_the_cpu_and_keeps_the_cuda_generator(tmp_path, monkeypatch):
+    """Resuming on CUDA loaded the checkpoint with map_location=<cuda>, which moved the saved CPU
+    generator states to the GPU, where ``set_state`` refuses them; the CUDA generator was not saved."""
+    from geomlib.recipes import checkpoint_path, pathstar_run
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    run = _tiny_run(precision="fp32")
+
+    class Stop(Exception):
+        pass
+
+    def stop(history):
+        raise Stop
+    with pytest.raises(Stop):
+        pathstar_run(run, resumable=True, progress=False, on_checkpoint=stop)
+    saved = torch.load(checkpoint_path(run), weights_only=True)
+    assert "cuda_rng" in saved["train"] and saved["train"]["cuda_rng"] is None  # a CPU run: none to keep
+    where = []
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **kw: (where.append(kw.get("map_location")), real(*a, **kw))[1])
+    pathstar_run(run, resumable=True, progress=False)
+    assert where == ["cpu"]
+
+
+def test_tiny_graph_jobs_on_a_gpu_run_in_this_process(monkeypatch):
+    """On a GPU, one worker process per core would each pay for a CUDA context and hand a CUDA
+    model back from a process that then exits."""
+    from geomlib import recipes
+    from geomlib.graphs import cycle
+    from geomlib.presets import EdgeRecipe, Linear
+
+    def no_pool(*a, **kw):
+        raise AssertionError("a worker pool was started on a GPU")
+    monkeypatch.setattr(recipes, "default_device", lambda: torch.device("cuda"))
+    monkeypatch.setattr(recipes, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(recipes, "edge_run", lambda g, r, s, **kw: ("here", s))
+    recipe = EdgeRecipe(Linear(width=16), TrainConfig(steps=3, lr=1e-2))
+    assert recipes.edge_runs([(cycle(7, s), recipe, s, {}) for s in (0, 1, 2)]) == [("here", 0), ("here", 1), ("here", 2)]
+
+
+def test_long_path_star_runs_are_resumable_by_default(tmp_path, monkeypatch):
+    """The ``paper`` chapters call ``pathstar_run(cfg.run, seed)``: a 525,000-step run must survive a
+    disconnect without the chapter asking; a CPU preset's run writes no checkpoints."""
+    from geomlib import recipes
+    from geomlib.presets import get_preset
+
+    class Enough(Exception):
+        pass
+
+    def no_training(*args, **kwargs):
+        raise Enough
+    asked = []
+    monkeypatch.setattr(recipes, "build_pathstar", lambda run, seed=0: (None, None))
+    monkeypatch.setattr(recipes, "cached_run", no_training)
+    monkeypatch.setattr(recipes, "checkpoint_path", lambda run, seed=0: asked.append(run) or tmp_path / "c")
+    for preset, resumable in (("cpu", False), ("paper", True)):
+        asked.clear()
+        with pytest.raises(Enough):
+            recipes.pathstar_run(get_preset("path_finding_from_memory", preset).run)
+        assert bool(asked) == resumable, preset

@@ -25,8 +25,8 @@ def greedy_decode(model, prefix: torch.Tensor, length: int, batch_size: int = 40
     for chunk in prefix.split(batch_size):
         seq = chunk.to(_device(model))
         for _ in range(length):
-            logits, _ = model(seq)
-            last = logits[:, -1, :allowed] if allowed else logits[:, -1]
+            logits = model.next_logits(seq)  # the head at the last position only
+            last = logits[:, :allowed] if allowed else logits
             seq = torch.cat([seq, last.argmax(-1, keepdim=True)], 1)
         out.append(seq[:, chunk.shape[1]:].cpu())
     return torch.cat(out)
@@ -82,7 +82,7 @@ def edge_scores(model, vocab: Vocab, nodes: np.ndarray | None = None, batch_size
             logits = model(chunk[:, None].to(_device(model)))[0][:, 0]
         else:
             idx = torch.stack([torch.full_like(chunk, vocab["[EDGE]"]), chunk], 1).to(_device(model))
-            logits = model(idx)[0][:, -1]
+            logits = model.next_logits(idx)
         rows.append(logits[:, :n].float().cpu())
     return torch.cat(rows)
 

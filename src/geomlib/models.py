@@ -165,7 +165,8 @@ class GPT(nn.Module):
         t = idx.shape[1]
         if t > self.config.block_size:
             raise ValueError(f"sequence length {t} exceeds block_size {self.config.block_size}")
-        _check_tokens(idx, self.config.vocab_size)
+        if not (idx.is_cuda and self.training):  # a GPU training step: the trainer checked its data once
+            _check_tokens(idx, self.config.vocab_size)
         x = self.drop(self.wte(idx) + self.wpe(torch.arange(t, device=idx.device)))
         for block in self.h:
             x = block(x)
@@ -173,6 +174,11 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None):
         return _logits_and_loss(self.hidden(idx), targets, self.lm_head)
+
+    def next_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """The logits of the token after each row of ``idx`` (B, vocab): the head applied at the last
+        position only (decoding; the full ``forward`` would compute B x T x vocab)."""
+        return self.lm_head(self.hidden(idx)[:, -1])
 
     def token_embeddings(self) -> torch.Tensor:
         """The input embedding table (vocab, width): where the geometry is read."""
@@ -288,9 +294,14 @@ def _scan(compile_scan: bool):
 
 
 def _compiled_scan(*args):
-    if "fn" not in _COMPILED:
-        _COMPILED["fn"] = torch.compile(selective_scan, dynamic=True)
     try:
+        if "fn" not in _COMPILED:
+            fn = torch.compile(selective_scan, dynamic=True)
+            # a trial forward *and backward* on copies of the first inputs: a compiled backward that
+            # fails would otherwise escape later, from ``loss.backward()``, past this fallback
+            trial = [a.detach().clone().requires_grad_(a.is_floating_point()) for a in args]
+            fn(*trial).float().sum().backward()
+            _COMPILED["fn"] = fn
         return _COMPILED["fn"](*args)
     except Exception as e:  # noqa: BLE001 - inductor needs a C++ toolchain; fall back loudly
         import warnings
@@ -319,7 +330,8 @@ class Mamba(nn.Module):
             self.wte.weight.requires_grad_(False)
 
     def hidden(self, idx):
-        _check_tokens(idx, self.config.vocab_size)
+        if not (idx.is_cuda and self.training):  # a GPU training step: the trainer checked its data once
+            _check_tokens(idx, self.config.vocab_size)
         x = self.wte(idx)
         for layer in self.layers:
             x = layer(x)
@@ -328,7 +340,12 @@ class Mamba(nn.Module):
     def forward(self, idx, targets=None):
         return _logits_and_loss(self.hidden(idx), targets, self.lm_head)
 
+    def next_logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """The logits of the token after each row of ``idx`` (B, vocab), as :meth:`GPT.next_logits`."""
+        return self.lm_head(self.hidden(idx)[:, -1])
+
     def token_embeddings(self) -> torch.Tensor:
+        """The input embedding table (vocab, width): where the geometry is read."""
         return self.wte.weight.detach()
 
 

@@ -36,7 +36,7 @@ from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
 from .train import History, default_device, note_precisions, set_seed, train
 
 __all__ = ["stage_batches", "run_recipe", "build_pathstar", "train_pathstar", "pathstar_run", "edge_run", "edge_runs",
-           "incontext_run", "run_key", "checkpoint_path", "CheckpointError", "CODE_FIELDS"]
+           "incontext_run", "run_key", "checkpoint_path", "CheckpointError", "CODE_FIELDS", "LONG_RUN_STEPS"]
 
 
 def run_key(kind: str, config, seed: int, precision: str) -> dict:
@@ -81,13 +81,15 @@ def _session(key: dict | None, step: int) -> dict:
     return {"from_step": step, "commit": git_commit(), **code}
 
 
-def _load_checkpoint(path: Path, key: dict | None, device) -> dict:
+def _load_checkpoint(path: Path, key: dict | None) -> dict:
     """The state saved at ``path``, checked: readable, a run checkpoint, and (given ``key``) written
     for the same run. Another code version is allowed and announced; anything else is refused with
     what to do."""
     start_over = f"to start the run over from step 0, delete it: rm '{path}'"
     try:
-        saved = torch.load(path, map_location=device, weights_only=True)
+        # onto the CPU whatever the run's device: the random-generator states must stay CPU tensors
+        # (``set_state`` refuses CUDA ones); the model and optimizer copy theirs onto the device on load
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any damage (truncated, garbage, not torch's): name the file, what to do
         raise CheckpointError(f"checkpoint {path} cannot be read (torch.load: {type(e).__name__}; truncated or "
                               f"not a checkpoint); {start_over}") from None
@@ -149,7 +151,7 @@ def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: tuple[Stage, 
     (e.g. to publish the curve so far)."""
     history, start_stage, resume = History(), 0, None
     if checkpoint is not None and Path(checkpoint).exists():
-        saved = _load_checkpoint(Path(checkpoint), checkpoint_key, next(model.parameters()).device)
+        saved = _load_checkpoint(Path(checkpoint), checkpoint_key)
         model.load_state_dict(saved["model"])
         history, start_stage, resume = History.from_dict(saved["history"]), saved["stage"], saved["train"]
         print(f"resuming from {Path(checkpoint).name}: stage {start_stage + 1}, step "
@@ -230,13 +232,20 @@ def _stop_rule(run: PathStarRun, on_eval=None, max_seconds: float | None = None)
     return stop
 
 
+#: A path-star run of at least this many steps is resumable unless told otherwise: the ``paper``
+#: presets' runs (525,000 steps, days on one GPU) must survive a disconnect; the CPU presets' (a few
+#: hundred to a few thousand steps, minutes) need no checkpoints.
+LONG_RUN_STEPS = 10_000
+
+
 def pathstar_run(run: PathStarRun, seed: int = 0, *, retrain: bool = False, progress=None, on_eval=None,
-                 resumable: bool = False, on_checkpoint=None):
+                 resumable: bool | None = None, on_checkpoint=None):
     """Build, train (or load from the cache) and return ``(task, model, history)`` of ``run``.
 
     The cache key is the whole run (every value) with the seed, threads, precision, torch and
     geomlib's source: two chapters asking for the same run share one entry; any change recomputes.
-    ``on_eval(row)`` sees every evaluation row (logging). ``resumable=True`` (runs of hours): the
+    ``on_eval(row)`` sees every evaluation row (logging). ``resumable`` (default: when the run has
+    at least :data:`LONG_RUN_STEPS` steps, as the ``paper`` presets' runs do; ``True`` for any run): the
     run's state is saved in the cache after every evaluation (:func:`checkpoint_path`) and a run
     started again with the same configuration continues from there, after an edit to the library
     or a torch upgrade too (announced, each session recorded in ``meta["sessions"]``); a checkpoint
@@ -246,6 +255,8 @@ def pathstar_run(run: PathStarRun, seed: int = 0, *, retrain: bool = False, prog
         raise TypeError(f"pathstar_run takes a geomlib.presets.PathStarRun, got {type(run).__name__}")
     task, model = build_pathstar(run, seed)
     key = run_key("pathstar", run, seed, run.precision)
+    if resumable is None:
+        resumable = sum(st.train.steps for st in run.stages) >= LONG_RUN_STEPS
     ckpt = checkpoint_path(run, seed) if resumable else None
 
     def fit(m):
@@ -333,8 +344,8 @@ def cpu_cores() -> int:
 
 def edge_runs(jobs, *, workers: int | None = None) -> list[tuple]:
     """Many independent :func:`edge_run` calls, ``jobs = [(graph, recipe, seed, kwargs), ...]``,
-    spread over ``workers`` processes (default: one per CPU core), each single-threaded: a tiny
-    model's matmuls do not use a second core, a second process does. Returns ``[(model,
+    spread over ``workers`` processes (default: one per CPU core; on a GPU always this one process),
+    each single-threaded: a tiny model's matmuls do not use a second core, a second process does. Returns ``[(model,
     history), ...]`` in the order of ``jobs``. Every run seeds itself, so the result of a run does
     not depend on which process ran it or on what ran before it. ``workers=1`` runs them here,
     one after the other."""
@@ -345,6 +356,9 @@ def edge_runs(jobs, *, workers: int | None = None) -> list[tuple]:
         if not isinstance(g, Graph):
             raise TypeError(f"edge_runs takes geomlib.graphs.Graph graphs, got {type(g).__name__}")
     workers = min(len(jobs), cpu_cores()) if workers is None else workers
+    if default_device().type != "cpu":
+        workers = 1  # on a GPU every worker would pay for its own CUDA context and hand a CUDA model
+        # back through the pool from a process that then exits; one process runs them all there
     if workers <= 1 or len(jobs) <= 1:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)

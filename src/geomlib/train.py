@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm  # widget bars in notebooks, text bars in a terminal
 
 from .precision import PRECISIONS, autocast_for, precision_label, record, resolve_precision
-from .tasks import Examples
+from .tasks import IGNORE, Examples
 from .validate import check_int, check_seed
 
 __all__ = ["TrainConfig", "History", "set_seed", "default_device", "train", "lr_at", "note_precisions"]
@@ -158,24 +158,29 @@ def note_precisions(history: History) -> History:
 class _Sampler:
     """Epoch-wise shuffled minibatches of one stream, drawn with a seeded generator."""
 
-    def __init__(self, data: Examples, batch_size: int | None, generator: torch.Generator):
+    def __init__(self, data: Examples, batch_size: int | None, generator: torch.Generator, device: torch.device):
         if len(data) == 0:
             raise ValueError("cannot train on an empty set of examples")
-        self.data, self.gen = data, generator
+        # each example's supervised-target count, kept on the CPU: a batch's count is then read
+        # without waiting for the device (a host sync per stream and step on a GPU)
+        self.row_targets = (data.targets != IGNORE).sum(1).cpu()
+        self.total_targets = int(self.row_targets.sum())
+        self.data, self.gen = data.to(device), generator
         self.batch = len(data) if batch_size is None else int(batch_size)
         if self.batch < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
         self.full = self.batch >= len(data)
         self.perm, self.pos = None, len(data)
 
-    def next(self) -> Examples:
+    def next(self) -> tuple[Examples, int]:
+        """The next batch and its number of supervised targets."""
         if self.full:
-            return self.data
+            return self.data, self.total_targets
         if self.pos + self.batch > len(self.data):
             self.perm, self.pos = torch.randperm(len(self.data), generator=self.gen), 0
         idx = self.perm[self.pos: self.pos + self.batch]
         self.pos += self.batch
-        return self.data[idx]
+        return self.data[idx], int(self.row_targets[idx].sum())
 
 
 def _progress_enabled(progress: bool | None) -> bool:
@@ -211,7 +216,12 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    samplers = {k: _Sampler(v.to(device), sizes.get(k), gen) for k, v in streams.items()}
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    for k, v in streams.items():  # at the door, once: a model's forward skips this check while training on a GPU
+        if vocab is not None and v.inputs.numel() and (int(v.inputs.min()) < 0 or int(v.inputs.max()) >= vocab):
+            raise ValueError(f"stream {k!r} holds tokens outside 0..{vocab - 1}, the model's vocabulary of size {vocab}; "
+                             "build the model with the task's vocab.size")
+    samplers = {k: _Sampler(v, sizes.get(k), gen, device) for k, v in streams.items()}
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer in ("adamw", "adamw_fused"):
         # matrices decay, vectors do not (unless decay_all); a parameter may opt out (``p._no_weight_decay = True``)
@@ -234,8 +244,10 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     first = 1
     if resume is not None:
         opt.load_state_dict(resume["optimizer"])
-        gen.set_state(resume["generator"])
-        torch.set_rng_state(resume["torch_rng"])
+        gen.set_state(resume["generator"].cpu())
+        torch.set_rng_state(resume["torch_rng"].cpu())
+        if resume.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(resume["cuda_rng"].cpu(), device)
         for k, (perm, pos) in resume["samplers"].items():
             samplers[k].perm, samplers[k].pos = perm, pos
         offset, first = resume["offset"], resume["step"] + 1
@@ -247,7 +259,8 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
 
     def state(step: int) -> dict:
         return {"step": step, "offset": offset, "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "samplers": {k: (s.perm, s.pos) for k, s in samplers.items()}}
+                "torch_rng": torch.get_rng_state(), "samplers": {k: (s.perm, s.pos) for k, s in samplers.items()},
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
     def do_eval(step: int, loss: float | None) -> dict:
         row = {"step": offset + step, "loss": loss, "lr": lr_at(cfg, max(step - 1, 0)),
@@ -272,8 +285,9 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
         lr = lr_at(cfg, step - 1)
         for g in opt.param_groups:
             g["lr"] = lr
-        batches = {k: s.next() for k, s in samplers.items()}
-        counts = {k: b.num_targets for k, b in batches.items()}
+        drawn = {k: s.next() for k, s in samplers.items()}
+        batches = {k: b for k, (b, _) in drawn.items()}
+        counts = {k: n for k, (_, n) in drawn.items()}
         total = sum(counts.values())
         loss = 0.0
         with autocast():
