@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 PRESET ?= cpu
 SEED   ?= 0
 
-.PHONY: install assets browser book test unit chapter chapter-args bench robustness clean
+.PHONY: install assets browser book test unit chapter chapter-args bench gpu-check robustness clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ robustness: install
 
 bench: install
 	$(BIN)/python benchmarks/throughput.py
+
+# On a GPU: tools/gpu_check.py within ~8 minutes, one JSON per part under OUT (default gpu_results/)
+gpu-check: install
+	$(BIN)/python tools/gpu_check.py --out $(or $(OUT),gpu_results)
 
 clean:
 	rm -rf build book/_build
