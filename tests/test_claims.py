@@ -77,3 +77,15 @@ def test_a_tendency_records_its_miss_without_stopping(tmp_path, monkeypatch):
     assert not r.passed and r.status == "tendency" and read_ledger()["x.t"]["status"] == "tendency"
     assert chapter_status([read_ledger()["x.t"]]) == "⚠ 0 pass, 1 tendency"
     assert check_claim("x.t", 0.9, ">=", 0.5, **COMMON).status == "pass"
+
+
+def test_the_report_names_the_machine_and_fits_seven_columns(tmp_path, monkeypatch):
+    from geomlib.claims import Report, report_header
+    monkeypatch.setenv("GEOMLIB_LEDGER", str(tmp_path / "ledger.json"))
+    check_claim("x.a", 0.95, ">=", 0.9, **COMMON)
+    rows = read_ledger()
+    header = report_header(rows, {})
+    assert header.startswith("Built on ") and "device" in header and "threads" in header and "preset cpu" in header
+    page = Report(rows, {})._repr_html_()
+    assert page.count("<th>") == 7 and "wall (s)" not in page and "table-layout:fixed" in page and header in page
+    assert report_markdown(rows, {}).splitlines()[0] == header

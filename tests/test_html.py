@@ -155,6 +155,23 @@ def test_every_page_in_a_real_browser(server, browser, html, built_book):
         verdict = browser.execute_script("const v = document.querySelector('.geomlib-verdict'); "
                                          "return v ? v.innerText : null")
         assert verdict and "Verdict" in verdict, f"{where}: no verdict box"
+        # the setup table: a one-line summary, the table folded under it, a real table that fits the page
+        setup = browser.execute_script(
+            "const s = document.querySelector('.geomlib-setup'); if (!s) return null;"
+            "const d = s.querySelector('details'); if (d) d.open = true;"
+            "const t = s.querySelector('table');"
+            "return {table: !!t, folded: !!d, right: t ? t.getBoundingClientRect().right : 0,"
+            "        width: document.documentElement.clientWidth}")
+        if "Setup vs the authors" in text:
+            assert setup and setup["table"] and setup["folded"], f"{where}: the setup table is not a folded <table>"
+            assert setup["right"] <= setup["width"], f"{where}: the setup table overflows the page ({setup})"
+    for stem in pages():  # no page shows Markdown table text where a table was meant
+        _open(browser, f"{server}/{stem}.html")
+        raw = browser.execute_script(
+            "return [...document.querySelectorAll('p, li, td')].filter(e => !e.closest('pre, .cell_input'))"
+            ".flatMap(e => e.innerText.split('\\n')).map(l => l.trim())"
+            ".filter(l => (l.length > 2 && l.startsWith('|') && l.endsWith('|')) || l.includes('|---|'))")
+        assert not raw, f"{stem}.html shows Markdown table text: {raw[:3]}"
     assert {"intro", "spectral_bias", "linear_net"} <= set(typeset_pages), typeset_pages  # pages known to have math
     # the reproducibility report: a real table, one row per claim of the ledger, status coloured
     import json
@@ -165,7 +182,17 @@ def test_every_page_in_a_real_browser(server, browser, html, built_book):
         "[r.querySelector('code').innerText, getComputedStyle(r.cells[2]).backgroundColor])")
     assert sorted(r[0] for r in rows) == sorted(ledger), "report.html: the table's rows are not the ledger's claims"
     assert all(bg not in ("rgba(0, 0, 0, 0)", "transparent") for _, bg in rows), "report.html: status not coloured"
-    assert "| claim | chapter |" not in browser.execute_script("return document.body.innerText")  # no raw Markdown
+    report_text = browser.execute_script("return document.body.innerText")
+    assert "| claim | chapter |" not in report_text  # no raw Markdown
+    # the report shows no code and no parameter cell, fits a 1,280-px window, and names the machine
+    assert "ledger: str" not in report_text and "import os" not in report_text, "report.html shows its code"
+    fit = browser.execute_script("const t = document.querySelector('table.geomlib-report');"
+                                 "return [t.getBoundingClientRect().right, document.documentElement.clientWidth,"
+                                 "        document.documentElement.scrollWidth]")
+    assert fit[0] <= fit[1] and fit[2] <= fit[1], f"report.html: the table does not fit 1,280 px: {fit}"
+    header = browser.execute_script("const h = document.querySelector('.geomlib-report-header');"
+                                    "return h ? h.innerText : ''")
+    assert all(w in header for w in ("Built on", "device", "precision", "torch", "threads")), header
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     _open(browser, f"{server}/intro.html")
     _screenshot(browser, SCREENSHOTS / "intro.png")
@@ -176,4 +203,9 @@ def test_every_page_in_a_real_browser(server, browser, html, built_book):
     box.screenshot(str(SCREENSHOTS / "linear_net-verdict.png"))
     _open(browser, f"{server}/report.html")
     _screenshot(browser, SCREENSHOTS / "report.png")
-    assert all((SCREENSHOTS / f).stat().st_size > 10_000 for f in ("intro.png", "linear_net.png", "linear_net-verdict.png"))
+    _open(browser, f"{server}/path_finding_from_memory.html")
+    setup = browser.find_element("css selector", ".geomlib-setup")
+    browser.execute_script("arguments[0].querySelector('details').open = true; arguments[0].scrollIntoView()", setup)
+    setup.screenshot(str(SCREENSHOTS / "path_finding_from_memory-setup.png"))
+    assert all((SCREENSHOTS / f).stat().st_size > 10_000 for f in ("intro.png", "linear_net.png", "linear_net-verdict.png",
+                                                                   "report.png", "path_finding_from_memory-setup.png"))

@@ -72,3 +72,13 @@ def test_format_departures_belong_to_chapters_and_show_in_their_tables():
         for setting, ours, release, why in rows:
             assert why and ours != release
             assert f"`{setting}`" in table
+
+
+def test_a_setup_table_renders_as_a_folded_html_table_under_a_one_line_summary():
+    from geomlib.presets import setup_table
+    t = setup_table("path_finding_from_memory")
+    page = t._repr_html_()
+    assert page.index("<details>") < page.index("<table") and "| setting |" not in page
+    assert page.count("<tr>") == len(t.rows) + 1  # a header and one row per departing setting
+    assert t.summary().startswith(f"{len(t.rows)} settings differ (") and "for the CPU budget" in t.summary()
+    assert setup_table("linear_net").summary().startswith("1 setting differs")

@@ -26,7 +26,7 @@ from .precision import check_environment, reset_used, used
 
 __all__ = ["Chapter", "CHECKS", "TENDENCIES", "passes", "injected_parameters", "robustness", "seeds_text", "tally",
            "ClaimFailed", "ClaimResult", "Report", "Verdict", "check_claim", "chapter_status", "drop_chapter_rows",
-           "ledger_path", "read_ledger", "report_markdown", "verdict"]
+           "ledger_path", "read_ledger", "report_header", "report_markdown", "verdict"]
 
 _T0 = time.perf_counter()  # the kernel starts with the chapter: wall time since import ~ chapter time
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
@@ -318,23 +318,51 @@ _BADGE = {"pass": "✓ pass", "fail": "✗ FAIL", "not reproduced": "⚠ not rep
           "tendency": "⚠ tendency, not on this run"}  # plain glyphs: no emoji font needed
 
 
+# The report's columns: what a reader compares per claim. The build's preset, seed, machine,
+# device, precision, torch and threads are the same for every row: they are in the header.
+_REPORT_COLUMNS = (("claim", "27%"), ("chapter", "12%"), ("status", "10%"), ("measured", "7%"), ("check", "8%"),
+                   ("over seeds", "17%"), ("paper", "19%"))
+
+
+def _report_rows(ledger: dict[str, dict], spread: dict[str, dict]) -> list[dict]:
+    """One dict per claim (sorted by chapter, then id) with every cell as plain text: the one
+    source of both renderings."""
+    return [dict(cid=cid, description=r["description"], chapter=r["chapter"], status=r["status"],
+                 badge=_BADGE.get(r["status"], r["status"]), measured=f"{r['measured']:.4g}",
+                 check=f"{r['op']} {r['threshold']:.4g}", seeds=seeds_text(spread.get(cid)), paper=r["paper"])
+            for cid, r in sorted(ledger.items(), key=lambda kv: (kv[1].get("chapter", ""), kv[0]))]
+
+
+def report_header(ledger: dict[str, dict], spread: dict[str, dict] | None = None) -> str:
+    """What this build ran on, from its ledger rows: the CPU (or GPU) model, device, precision,
+    torch, threads, preset and seed; and how many runs the over-seeds column summarises."""
+    from .provenance import hardware
+
+    def values(field: str) -> str:
+        found = sorted({str(r.get(field)) for r in ledger.values() if r.get(field) not in (None, "", "none")})
+        return ", ".join(found) or "none"
+    spread = robustness() if spread is None else spread
+    runs = {(r["seed"], r.get("series")) for c in spread.values() for r in c.get("runs", [])}
+    seeds = (f"over seeds: data/robustness.json, {len(runs)} (seed, series) runs" if runs
+             else "over seeds: no data/robustness.json shipped yet (make robustness)")
+    return (f"Built on {hardware()}; device {values('device')}; precision {values('precision')}; torch "
+            f"{values('torch')}, {values('threads')} threads; preset {values('preset')}, seed {values('seed')}; {seeds}.")
+
+
 def report_markdown(ledger: dict[str, dict], spread: dict[str, dict] | None = None) -> str:
     """The reproducibility report: one row per claim, status, measured vs threshold, the claim's
     pass rate over seeds (``spread``: :func:`robustness`, read from the shipped file by default)
-    and the paper's statement."""
+    and the paper's statement, under a header naming the build's machine."""
     if not ledger:
         return "*The ledger is empty: no chapter has recorded a claim in this build.*"
     spread = robustness() if spread is None else spread
-    lines = ["| claim | chapter | status | measured | check | over seeds | paper | preset / seed | wall (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for cid, r in sorted(ledger.items(), key=lambda kv: (kv[1].get("chapter", ""), kv[0])):
-        lines.append(
-            f"| `{cid}`<br><small>{r['description']}</small> | [{r['chapter']}]({r['chapter']}.ipynb) "
-            f"| {_BADGE.get(r['status'], r['status'])} | {r['measured']:.4g} | {r['op']} {r['threshold']:.4g} "
-            f"| {seeds_text(spread.get(cid))} | {r['paper']} | {r['preset']} / {r['seed']} | {r['wall_seconds']:.0f} |")
-    n = len(ledger)
+    lines = [report_header(ledger, spread), "", "| " + " | ".join(h for h, _ in _REPORT_COLUMNS) + " |",
+             "|" + "---|" * len(_REPORT_COLUMNS)]
+    for r in _report_rows(ledger, spread):
+        lines.append(f"| `{r['cid']}`<br><small>{r['description']}</small> | [{r['chapter']}]({r['chapter']}.ipynb) "
+                     f"| {r['badge']} | {r['measured']} | {r['check']} | {r['seeds']} | {r['paper']} |")
     ok = sum(r["status"] == "pass" for r in ledger.values())
-    lines.append(f"\n**{ok} of {n} claims pass.**")
+    lines.append(f"\n**{ok} of {len(ledger)} claims pass.**")
     return "\n".join(lines)
 
 
@@ -344,7 +372,8 @@ _STATUS_STYLE = {"pass": "background:#e6f4ea;color:#137333", "fail": "background
 
 class Report:
     """The reproducibility report: one row per claim of the ledger, as an HTML table in the book
-    (status coloured) and as Markdown text elsewhere."""
+    (status coloured, fitted to the page's width) and as Markdown text elsewhere, under a header
+    naming the build's machine, device, precision, torch and threads."""
 
     def __init__(self, ledger: dict[str, dict], spread: dict[str, dict] | None = None):
         self.ledger = ledger
@@ -357,22 +386,21 @@ class Report:
         e = html.escape
         if not self.ledger:
             return "<p><em>The ledger is empty: no chapter has recorded a claim in this build.</em></p>"
-        head = "".join(f"<th>{h}</th>" for h in ("claim", "chapter", "status", "measured", "check", "over seeds",
-                                                    "paper", "preset / seed", "wall (s)"))
+        cols = "".join(f'<col style="width:{w}">' for _, w in _REPORT_COLUMNS)
+        head = "".join(f"<th>{h}</th>" for h, _ in _REPORT_COLUMNS)
         body = []
-        for cid, r in sorted(self.ledger.items(), key=lambda kv: (kv[1].get("chapter", ""), kv[0])):
-            style = _STATUS_STYLE.get(r["status"], "")
+        for r in _report_rows(self.ledger, self.spread):
             body.append(
                 f'<tr class="geomlib-claim status-{e(r["status"].replace(" ", "-"))}">'
-                f"<td><code>{e(cid)}</code><br><small>{e(r['description'])}</small></td>"
+                f"<td><code>{e(r['cid'])}</code><br><small>{e(r['description'])}</small></td>"
                 f'<td><a href="{e(r["chapter"])}.html">{e(r["chapter"])}</a></td>'
-                f'<td style="{style};white-space:nowrap;font-weight:600">{e(_BADGE.get(r["status"], r["status"]))}</td>'
-                f"<td>{r['measured']:.4g}</td><td style=\"white-space:nowrap\">{e(r['op'])} {r['threshold']:.4g}</td>"
-                f"<td>{e(seeds_text(self.spread.get(cid)))}</td>"
-                f"<td>{e(r['paper'])}</td><td>{e(str(r['preset']))} / {r['seed']}</td>"
-                f"<td>{r['wall_seconds']:.0f}</td></tr>")
+                f'<td style="{_STATUS_STYLE.get(r["status"], "")};font-weight:600">{e(r["badge"])}</td>'
+                f"<td>{e(r['measured'])}</td><td>{e(r['check'])}</td><td>{e(r['seeds'])}</td><td>{e(r['paper'])}</td></tr>")
         ok = sum(r["status"] == "pass" for r in self.ledger.values())
-        return (f'<table class="geomlib-report" style="font-size:0.85em"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        return (f'<p class="geomlib-report-header">{e(report_header(self.ledger, self.spread))}</p>'
+                '<table class="geomlib-report" style="width:100%;table-layout:fixed;font-size:0.85em;'
+                f'overflow-wrap:anywhere"><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>'
+                f'<tbody>{"".join(body)}</tbody></table>'
                 f"<p><strong>{ok} of {len(self.ledger)} claims pass.</strong></p>")
 
 

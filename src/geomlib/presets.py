@@ -26,8 +26,10 @@ shipped ablations, ``TINY_TRANSFORMER`` the model of three.
 from __future__ import annotations
 
 import copy
+import html
 import math
 import numbers
+import re
 import types
 import typing
 from dataclasses import dataclass, fields, is_dataclass, replace
@@ -897,6 +899,13 @@ def is_release(chapter: str, name: str = "paper") -> bool:
     return not departures(PRESETS[chapter][name], RELEASE[chapter])
 
 
+# Words of a setting's path that say which part of the setup it belongs to (the one-line summary).
+_MODEL_WORDS = {"model", "net", "n_layer", "n", "layer", "head", "embd", "width", "dim", "init", "std", "pos",
+                "residual", "scaled", "dropout", "tied", "freeze", "embeddings", "loss"}
+_TRAINING_WORDS = {"stages", "train", "lr", "steps", "batch", "fraction", "weight", "decay", "betas", "warmup",
+                   "schedule", "precision", "every", "optimizer", "clip", "grad", "ratio", "epochs"}
+
+
 class SetupTable:
     """The setup-vs-release table of a chapter's preset (shown as a table in a notebook)."""
 
@@ -912,6 +921,37 @@ class SetupTable:
                  "| setting | this book | the release | why |", "|---|---|---|---|"]
         lines += [f"| `{p}` | {o} | {r} | {w} |" for p, o, r, w in self.rows]
         return "\n".join(lines)
+
+    def summary(self) -> str:
+        """One line: how many settings depart, and in which parts of the setup (with counts)."""
+        if not self.rows:
+            return "every setting as the release"
+        counts: dict[str, int] = {}
+        for path, *_ in self.rows:
+            words = set(re.findall(r"[a-z0-9]+", path.lower().split(":")[-1]))
+            part = "model" if words & _MODEL_WORDS else "training" if words & _TRAINING_WORDS else "task"
+            counts[part] = counts.get(part, 0) + 1
+        differ = f"{len(self.rows)} settings differ" if len(self.rows) > 1 else "1 setting differs"
+        budget = sum(w.startswith("budget") for *_, w in self.rows)
+        return (f"{differ} ({', '.join(f'{k} {n}' for k, n in counts.items())})"
+                + (f", {budget} of them for the CPU budget" if budget else ""))
+
+    def _repr_html_(self) -> str:
+        """The book's rendering: the one-line summary, and the full table folded under it (a long
+        table must not push the chapter's argument down), fitted to the page's width."""
+        e = html.escape
+        if not self.rows:
+            return f"<p>{e(self._repr_markdown_()).replace('**Setup:**', '<strong>Setup:</strong>')}</p>"
+        body = "".join(f"<tr><td><code>{e(p)}</code></td><td>{e(o)}</td><td>{e(r)}</td><td>{e(w)}</td></tr>"
+                       for p, o, r, w in self.rows)
+        return (f'<div class="geomlib-setup"><p><strong>Setup vs the authors\' release</strong> (preset '
+                f"<code>{e(self.name)}</code>, generated from <code>geomlib.presets</code>): {e(self.summary())}.</p>"
+                f"<details><summary>Every departing setting: this book's value, the release's, and why</summary>"
+                '<table style="width:100%;table-layout:fixed;font-size:0.85em;overflow-wrap:anywhere">'
+                '<colgroup><col style="width:24%"><col style="width:15%"><col style="width:15%">'
+                '<col style="width:46%"></colgroup>'
+                "<thead><tr><th>setting</th><th>this book</th><th>the release</th><th>why</th></tr></thead>"
+                f"<tbody>{body}</tbody></table></details></div>")
 
     def __str__(self) -> str:
         return self._repr_markdown_()
