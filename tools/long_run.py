@@ -7,7 +7,10 @@
 Runs:
 
 * ``headline_cpu``: the paper's headline cell (d = 10^4, l = 6) with the book's 2x128 GPT and the
-  `pathstar` cpu recipe scaled to that graph (``data/headline_cpu.json``).
+  chapter's l = 6 recipe scaled to that graph (``data/headline_cpu.json``). Hours of CPU: run it from
+  a git worktree of one commit, so that no later edit touches the code it runs, e.g.
+  ``git worktree add ../headline HEAD && cd ../headline && PYTHONPATH=src nohup python
+  tools/long_run.py headline_cpu > headline.log 2>&1 &``, and copy its JSON back at the end of a session.
 * ``length``: the paper's path length l = 6 (and longer) at d = 500: the book's recipe, the
   book's recipe with one change, and the release recipe with its fastest lever at l = 5
   (``data/pathstar_length/``).
@@ -48,14 +51,25 @@ class Capped(Exception):
 
 
 def headline_config() -> PathStarRun:
-    """The book's path-star recipe at the paper's cell. The edge stage cannot be full-batch at
-    10^5 edge examples (about 50 s a step here), so it runs minibatches of 4,096 (25 steps an
-    epoch, 2,000 steps = 80 epochs); the mixed stage keeps the recipe's batch of 2,048 with a
-    quarter paths. Evaluation (and a checkpoint) every 100 steps; held-out paths: all 2,500."""
-    edges, mixed = PATHSTAR_L5_CPU.stages
-    return replace(PATHSTAR_L5_CPU, d=10_000, l=6, eval_every=100, stages=(
-        replace(edges, batch=4096, train=replace(edges.train, steps=2000, warmup=100, eval_every=100)),
-        replace(mixed, train=replace(mixed.train, steps=4000, eval_every=100))))
+    """The chapter's l = 6 recipe (``PATHSTAR_L6_CPU``: small token init, the release's weight decay
+    and path share) at the paper's graph, d = 10^4, l = 6 (50,001 nodes), on the book's 2x128 GPT.
+    The edge stage cannot be full-batch at 10^5 edge examples (about 46 s a step here), so it runs
+    minibatches of 4,096 (25 steps an epoch: 2,000 steps = 80 epochs, where d = 500 has 300
+    full-batch steps); the mixed stage keeps the recipe's batch of 2,048 with paths at their natural
+    share, 3,000 steps (5x the d = 500 recipe's 600, for 20x the arms). Evaluation and a checkpoint
+    every 200 steps (about 6 minutes here), on all 2,500 held-out leaves; it stops once held-out full
+    path has been >= 0.9 twice. Sized to about 2-3 hours of a 2-core CPU in all."""
+    edges, mixed = PATHSTAR_L6_CPU.stages
+    return replace(PATHSTAR_L6_CPU, d=10_000, l=6, eval_every=200, stop_at=SWITCH, stop_patience=2, stages=(
+        replace(edges, batch=4096, train=replace(edges.train, steps=2000, warmup=100, eval_every=200)),
+        replace(mixed, train=replace(mixed.train, steps=3000, eval_every=200))))
+
+
+#: What became of the former headline run (its JSON is replaced by the run above at its first save).
+HEADLINE_SUPERSEDES = ("the former headline_cpu run (the book's l = 5 recipe at d = 10^4, l = 6; tools/headline_cpu.py "
+                       "at commit b497fa3) stopped at step 1,100 of its edge stage and was retired: the book has since "
+                       "shown that recipe does not read held-out paths out at l = 6 even at d = 500, and its checkpoint "
+                       "was keyed to the library's source; its JSON is in the git history of data/headline_cpu.json")
 
 
 def release_ablation() -> dict[str, tuple[str, PathStarRun]]:
@@ -216,6 +230,7 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
                                          "wall_seconds": round(time.time() - started), "commit": commit,
                                          "geomlib": library_fingerprint(), "torch": str(torch.__version__),
                                          "from_step": history.meta.get("sessions", [{}])[-1].get("from_step", 0)}],
+                **({"supersedes": HEADLINE_SUPERSEDES} if run == "headline_cpu" else {}),
                 "train_seconds": rows[-1]["seconds"] if rows else 0.0, "steps": reached,
                 f"heldout_full_path_ge_{SWITCH}_at": None if first is None else first["step"],
                 f"seconds_to_{SWITCH}": None if first is None else first["seconds"],

@@ -143,7 +143,7 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
             e = task.edges
             # one forward pass where it fits (the book's sizes); in chunks for a 10^5-edge graph
             chunk = len(e) if len(e) <= 65536 else 8192
-            pred = torch.cat([model(x.to(_device(model)))[0][:, -1, : task.vocab.num_nodes].argmax(-1).cpu()
+            pred = torch.cat([model.next_logits(x.to(_device(model)))[:, : task.vocab.num_nodes].argmax(-1).cpu()
                               for x in e.inputs.split(chunk)]).numpy()
             u = e.inputs[:, 1].numpy()
             out["edge_top1_neighbour"] = float(task.graph.has_edge(u, pred).mean())
