@@ -43,3 +43,14 @@ def test_lint_runs_pre_commit_with_ruff():
     assert any("pre-commit run --all-files" in s.get("run", "") for s in wf["jobs"]["lint"]["steps"])
     hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"]
     assert any(h["id"] == "ruff" for r in hooks for h in r["hooks"])
+
+
+def test_a_job_runs_the_unit_tests_and_a_chapter_on_colabs_stack():
+    """Colab runs a newer Python with an older torch than CI: a job on that stack catches a library
+    call the older torch lacks."""
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    job = wf["jobs"]["colab-stack"]
+    steps = [s.get("run", "") + str(s.get("with", {})) for s in job["steps"]]
+    assert any("'python-version': '3.13'" in s for s in steps)
+    assert any('torch==2.11.*' in s and "whl/cpu" in s for s in steps)
+    assert any('pytest -ra -m "not book"' in s for s in steps) and any("run_book.py --only" in s for s in steps)
