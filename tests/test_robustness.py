@@ -83,3 +83,16 @@ def test_preset_hash_covers_values_shared_between_chapters():
         assert robustness.preset_hash("interventions") != before
     finally:
         presets.PRESETS["interventions"]["cpu"] = old
+
+
+def test_several_forced_fp32_seeds_show_their_passes_and_range(tmp_path):
+    run = lambda seed, series, value: {  # noqa: E731
+        "chapter": "path_finding_from_memory", "seed": seed, "series": series,
+        "claims": {"pathstar.heldout_full_path": {"measured": value, "op": ">=", "threshold": 0.85, "status": "x",
+                                                  "precision": "bf16" if series == "default" else "fp32"}}}
+    runs = {f"{s}{p}": run(s, p, v) for s, p, v in [(0, "default", 0.99), (1, "default", 0.95), (0, "fp32", 0.97),
+                                                     (1, "fp32", 0.93), (2, "fp32", 0.5)]}
+    path = tmp_path / "robustness.json"
+    path.write_text(json.dumps({"claims": robustness.summarise(runs)}))
+    loaded = load_robustness(path)["pathstar.heldout_full_path"]
+    assert seeds_text(loaded) == "2/2 seeds in bf16 (0.95 to 0.99); fp32 2/3 (0.5 to 0.97)"

@@ -43,11 +43,12 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     "assoc_vs_geo.two_hop_geometric": (">=", 0.9),
     "assoc_vs_geo.two_hop_associative": ("<=", 0.75),
     "assoc_vs_geo.pca_ring": (">=", 1.0),
-    "pathstar.heldout_full_path": (">=", 0.5),  # l = 6; a failed read-out at ~1/d (the former l = 5 recipe there: 0.01)
+    "pathstar.heldout_full_path": (">=", 0.85),  # l = 6: >= 0.9 on every seed in bf16 and fp32 (data/robustness.json);
+    # a failed read-out lands at ~1/d (the former l = 5 recipe at l = 6: 0.01)
     "pathstar.heldout_n1_over_chance": (">=", 100.0),
     "incontext.later_tokens_learned": (">=", 0.9),
     "incontext.n1_at_chance": ("<=", "chance 1/d + 0.1"),
-    "hardest.heldout_n1": (">=", 0.5),  # 0.99-1.00 over seeds in bf16, 0.93 in fp32; chance 1/d
+    "hardest.heldout_n1": (">=", 0.85),  # >= 0.9 on every seed in bf16 and fp32 (data/robustness.json); chance 1/d
     "geometry.probe": (">=", 0.9),
     "geometry.control_memorises": (">=", 0.9),
     "geometry.control_fits": (">=", 0.9),
@@ -56,7 +57,7 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     "cascade.n1_no_lag": ("<=", "one evaluation interval of the mixed stage"),
     "cascade.parent_not_first": ("<=", "one evaluation interval of the mixed stage"),
     "local.recall": (">=", 1.0),
-    "local.peak_level": (">=", 0.8),  # the paper: "about 0.9"
+    "local.peak_level": (">=", 0.85),  # the paper: "about 0.9"; 0.875-0.882 over seeds 0-4; a lookup: about 0
     "local.settles": (">=", 0.3),
     "local.two_hop": (">=", 0.9),
     "local.forward_only": (">=", 0.25),
@@ -66,7 +67,7 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     "spectral.recall": (">=", 1.0),
     "spectral.top_share": (">=", 0.9),
     "spectral.cycle_circle": (">=", 0.99),
-    "spectral.level": (">=", 0.85),
+    "spectral.level": (">=", 0.9),  # the paper: "about 0.95"; 0.923 on seeds 0-4; random embeddings: about 0
     "spectral.release_start_top_share": (">=", 0.9),
     "spectral.release_start_level": (">=", 0.9),  # the paper: "about 0.95"
     "spectral.eigenmap_angle": ("<=", 10.0),
@@ -296,12 +297,15 @@ def tally(entry: dict) -> dict:
         entry.update(min=min(values), median=statistics.median(values), max=max(values))
     entry["other_precision"] = {f"{r['precision']} seed {r['seed']}": r["status"] for r in runs
                                 if r["series"] != "default"}
+    entry["other_values"] = {f"{r['precision']} seed {r['seed']}": r["measured"] for r in runs
+                             if r["series"] != "default"}
     return entry
 
 
 def seeds_text(summary: dict | None) -> str:
     """``"5/5 seeds in bf16 (0.98 to 1); fp32 ✓"`` for a claim's robustness summary (the forced-fp32
-    run's status last, where the claim's runs are not fp32 already); ``"not run"`` without one."""
+    run's status last, where the claim's runs are not fp32 already; ``"fp32 3/3 (0.94 to 0.98)"``
+    for several forced-fp32 seeds); ``"not run"`` without one."""
     if not summary or not summary.get("seeds"):
         return "not run"
     n = len(summary["seeds"])
@@ -309,9 +313,20 @@ def seeds_text(summary: dict | None) -> str:
     where = f" in {summary['precision']}" if summary.get("precision") else ""
     text = f"{summary['passed']}/{n} seeds{where} ({spread})"
     other = summary.get("other_precision") or {}
-    if other:
-        text += "; " + ", ".join(f"{k.split(' seed')[0]} {'✓' if v == 'pass' else '✗'}" for k, v in sorted(other.items()))
-    return text
+    values = summary.get("other_values") or {}
+    by_precision: dict[str, list[str]] = {}
+    for key in sorted(other):
+        by_precision.setdefault(key.split(" seed")[0], []).append(key)
+    parts = []
+    for precision, keys in by_precision.items():  # one run: its mark; several: passes and range
+        if len(keys) == 1:
+            parts.append(f"{precision} {'✓' if other[keys[0]] == 'pass' else '✗'}")
+            continue
+        ok = sum(other[k] == "pass" for k in keys)
+        vals = [values[k] for k in keys if k in values]
+        spread = "" if not vals else f" ({min(vals):.3g})" if min(vals) == max(vals) else f" ({min(vals):.3g} to {max(vals):.3g})"
+        parts.append(f"{precision} {ok}/{len(keys)}{spread}")
+    return text + ("; " + ", ".join(parts) if parts else "")
 
 
 _BADGE = {"pass": "✓ pass", "fail": "✗ FAIL", "not reproduced": "⚠ not reproduced",
