@@ -23,6 +23,7 @@ from geomlib.geometry import (
     cosine_matrix,
     edge_contrast,
     geometric_level,
+    hidden_probes,
     margin_z,
     nearest_child_probe,
     ring_order_fraction,
@@ -91,6 +92,7 @@ def untrained_pathstar():
         model = build_model(kind, vocab_size=task.vocab.size, **cfg).eval()
         with torch.no_grad():
             out[kind] = pathstar_metrics(task, train=True, edges=True)(model)
+        out[kind]["linear_probe_embeddings"] = hidden_probes(model, task)["layer0/leaf"]["linear"]
     return task, out
 
 
@@ -150,6 +152,8 @@ def negative_cases(untrained) -> dict:
         "mamba.heldout_n1_above_chance": lambda: (mamba["test_n1"] * d, None),
         "mamba.heldout_full_path": lambda: (mamba["test_full"], None),
         "mamba.geometry_probe": lambda: (mamba["probe"], None),
+        # an untrained Mamba's embedding table: no linear map fitted on training leaves finds held-out n1
+        "mamba.linear_geometry": lambda: (mamba["linear_probe_embeddings"], None),
         # in-context: an untrained model learns no later token; a model that solves n1 is not at chance
         "incontext.later_tokens_learned": lambda: (flat_history(ic_later=0.02).last["ic_later"], None),
         "incontext.n1_at_chance": lambda: (1.0, 1 / 2 + 0.1),

@@ -115,3 +115,26 @@ def test_bottom_energy_share_and_linearisation():
     assert spectral.linearisation_check(g, 16, init_std=1e-5, lr=1.0, steps=5)["rel_err"] < 1e-3
     # ... and a large init does not (the check can fail)
     assert spectral.linearisation_check(g, 16, init_std=1.0, lr=1.0, steps=5)["rel_err"] > 0.1
+
+
+def test_hidden_probes_read_every_layer_and_agree_with_the_embedding_probe_at_the_input():
+    """Mamba's input layer at the leaf's position is its token-embedding row: there the hidden
+    probe's embedding score is the nearest-child probe; a random model scores near chance."""
+    import torch
+
+    from geomlib.geometry import ancestor_probe, hidden_probes
+    from geomlib.models import build_model
+    from geomlib.tasks import pathstar_task
+    task = pathstar_task(40, 4, seed=0)
+    for kind, kw in (("mamba", dict(n_layer=2, d_model=16, compile_scan=False)),
+                     ("gpt", dict(block_size=8, n_layer=2, n_head=2, n_embd=16))):
+        torch.manual_seed(0)
+        model = build_model(kind, vocab_size=task.vocab.size, **kw)
+        probes = hidden_probes(model, task)
+        assert list(probes) == [f"{layer}/{pos}" for layer in ("layer0", "layer1", "layer2", "final")
+                                for pos in ("leaf", "readout")]
+        assert all(0.0 <= v <= 1.0 for p in probes.values() for v in p.values())
+        if kind == "mamba":
+            assert probes["layer0/leaf"]["embedding"] == ancestor_probe(model.token_embeddings(), task.graph, 2,
+                                                                        task.test_arms)
+        assert np.mean([p["embedding"] for p in probes.values()]) < 0.3  # untrained: near chance (1/40)

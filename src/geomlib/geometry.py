@@ -12,7 +12,8 @@ LOOKUP_BAND_Z = 2.0
 it stores edges in its geometry; at or below it, it is indistinguishable from a lookup. The mean
 z of three lookups lands at 0 +- 0.6, so a lookup clears 2 about once in 2,000 tries."""
 
-__all__ = ["LOOKUP_BAND_Z", "cosine_matrix", "geometric_level", "nearest_child_probe", "ancestor_probe", "pca", "cosine_by_distance",
+__all__ = ["LOOKUP_BAND_Z", "cosine_matrix", "geometric_level", "nearest_child_probe", "ancestor_probe", "hidden_probes",
+           "pca", "cosine_by_distance",
            "two_hop_auc", "geometric_margin", "margin_z", "ring_order_fraction", "edge_contrast"]
 
 
@@ -63,6 +64,63 @@ def ancestor_probe(E, graph: Graph, k: int, arms=None) -> float:
     candidates = graph.paths[:, l - 1 - k]
     sims = e[graph.paths[arms, -1]] @ e[candidates].T
     return float(np.mean(sims.argmax(1) == arms))
+
+
+def _nearest_share(queries: np.ndarray, candidates: np.ndarray, answers: np.ndarray) -> float:
+    """Share of ``queries`` rows whose most cosine-similar ``candidates`` row is ``answers``."""
+    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    c = candidates / np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)
+    return float(np.mean((q @ c.T).argmax(1) == answers))
+
+
+@torch.no_grad()
+def hidden_probes(model, task, ridge: float = 1e-2) -> dict[str, dict[str, float]]:
+    """Where a sequence model's read-out of ``n1`` is geometric: nearest-child probes on every
+    layer's hidden state, not only on the token-embedding table.
+
+    For each held-out leaf, the model reads the prompt ``[PATH] leaf [PAUSE] root`` (the root given,
+    the position that predicts ``n1``). At each layer (``layer0`` = the model's input, then each
+    block, then ``final``, what the head reads) and at two positions (``leaf``: the leaf's own
+    token; ``readout``: the root's, where ``n1`` is predicted), three scores, each the share of
+    held-out leaves whose own ``n1`` wins among the root's ``d`` children (chance ``1/d``):
+
+    * ``embedding``: cosine nearest among the children's token-embedding rows;
+    * ``hidden``: cosine nearest among the children's own hidden states (each child in the leaf's
+      place in the same prompt, same layer and position);
+    * ``linear``: a ridge-regression map from the hidden state to the ``n1`` embedding row, fitted
+      on the training leaves (whose arms the held-out ones never share), then cosine nearest among
+      the children's embedding rows: geometry a linear read-out finds in the hidden state.
+
+    Returns ``{f"{layer}/{position}": {"embedding": ..., "hidden": ..., "linear": ...}}``."""
+    graph, vocab = task.graph, task.vocab
+    device = next(model.parameters()).device
+    paths = graph.paths  # (d, l): root, n1, ..., leaf
+    children = paths[:, 1]
+
+    def prompts(nodes: np.ndarray) -> torch.Tensor:
+        m = len(nodes)
+        return torch.as_tensor(np.stack([np.full(m, vocab["[PATH]"]), nodes, np.full(m, vocab["[PAUSE]"]),
+                                         np.full(m, paths[0, 0])], 1), device=device)
+
+    def states(nodes: np.ndarray) -> list[np.ndarray]:
+        return [_np(h) for h in model.hidden_states(prompts(nodes))]
+
+    was_training = model.training
+    model.eval()
+    leaves, kids = states(paths[:, -1]), states(children)
+    model.train(was_training)
+    emb = _np(model.token_embeddings())[children]
+    test, train = np.asarray(task.test_arms), np.asarray(task.train_arms)
+    names = ["layer0"] + [f"layer{i}" for i in range(1, len(leaves) - 1)] + ["final"]
+    out = {}
+    for name, h_leaf, h_kid in zip(names, leaves, kids):
+        for pos_name, pos in (("leaf", 1), ("readout", 3)):
+            x = h_leaf[:, pos]
+            w = np.linalg.solve(x[train].T @ x[train] + ridge * len(train) * np.eye(x.shape[1]), x[train].T @ emb[train])
+            out[f"{name}/{pos_name}"] = {"embedding": _nearest_share(x[test], emb, test),
+                                         "hidden": _nearest_share(x[test], h_kid[:, pos], test),
+                                         "linear": _nearest_share(x[test] @ w, emb, test)}
+    return out
 
 
 def pca(E, k: int = 2) -> tuple[np.ndarray, np.ndarray]:

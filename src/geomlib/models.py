@@ -180,6 +180,17 @@ class GPT(nn.Module):
         position only (decoding; the full ``forward`` would compute B x T x vocab)."""
         return self.lm_head(self.hidden(idx)[:, -1])
 
+    def hidden_states(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's representation of ``idx``, (B, T, width) each: the block input (token plus
+        position embeddings), each block's output, and the final LayerNorm's (what the head reads)."""
+        _check_tokens(idx, self.config.vocab_size)
+        x = self.drop(self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device)))
+        out = [x]
+        for block in self.h:
+            x = block(x)
+            out.append(x)
+        return out + [self.ln_f(x)]
+
     def token_embeddings(self) -> torch.Tensor:
         """The input embedding table (vocab, width): where the geometry is read."""
         return self.wte.weight.detach()
@@ -343,6 +354,17 @@ class Mamba(nn.Module):
     def next_logits(self, idx: torch.Tensor) -> torch.Tensor:
         """The logits of the token after each row of ``idx`` (B, vocab), as :meth:`GPT.next_logits`."""
         return self.lm_head(self.hidden(idx)[:, -1])
+
+    def hidden_states(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's representation of ``idx``, (B, T, width) each: the token embeddings, each
+        block's output, and the final norm's (what the head reads), as :meth:`GPT.hidden_states`."""
+        _check_tokens(idx, self.config.vocab_size)
+        x = self.wte(idx)
+        out = [x]
+        for layer in self.layers:
+            x = layer(x)
+            out.append(x)
+        return out + [self.norm_f(x)]
 
     def token_embeddings(self) -> torch.Tensor:
         """The input embedding table (vocab, width): where the geometry is read."""
