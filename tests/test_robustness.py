@@ -48,12 +48,15 @@ def test_every_run_is_labelled_with_a_precision_its_presets_can_give():
         assert {c["precision"] for c in run["claims"].values()} <= {run["precision"]}
 
 
+def _headline_run(seed: int, series: str, value: float) -> dict:
+    """One recorded robustness run of the headline claim (bf16 by default, forced fp32 otherwise)."""
+    return {"chapter": "path_finding_from_memory", "seed": seed, "series": series,
+            "claims": {"pathstar.heldout_full_path": {"measured": value, "op": ">=", "threshold": 0.9, "status": "x",
+                                                      "precision": "bf16" if series == "default" else "fp32"}}}
+
+
 def test_summary_and_pass_rates(tmp_path):
-    run = lambda seed, series, value: {  # noqa: E731
-        "chapter": "path_finding_from_memory", "seed": seed, "series": series,
-        "claims": {"pathstar.heldout_full_path": {"measured": value, "op": ">=", "threshold": 0.9, "status": "x",
-                                                  "precision": "bf16" if series == "default" else "fp32"}}}
-    runs = {f"{s}{p}": run(s, p, v) for s, p, v in [(0, "default", 0.99), (1, "default", 0.95), (2, "default", 0.3),
+    runs = {f"{s}{p}": _headline_run(s, p, v) for s, p, v in [(0, "default", 0.99), (1, "default", 0.95), (2, "default", 0.3),
                                                      (0, "fp32", 0.97)]}
     summary = robustness.summarise(runs)["pathstar.heldout_full_path"]
     assert (summary["min"], summary["median"], summary["max"]) == (0.3, 0.95, 0.99)
@@ -86,11 +89,7 @@ def test_preset_hash_covers_values_shared_between_chapters():
 
 
 def test_several_forced_fp32_seeds_show_their_passes_and_range(tmp_path):
-    run = lambda seed, series, value: {  # noqa: E731
-        "chapter": "path_finding_from_memory", "seed": seed, "series": series,
-        "claims": {"pathstar.heldout_full_path": {"measured": value, "op": ">=", "threshold": 0.85, "status": "x",
-                                                  "precision": "bf16" if series == "default" else "fp32"}}}
-    runs = {f"{s}{p}": run(s, p, v) for s, p, v in [(0, "default", 0.99), (1, "default", 0.95), (0, "fp32", 0.97),
+    runs = {f"{s}{p}": _headline_run(s, p, v) for s, p, v in [(0, "default", 0.99), (1, "default", 0.95), (0, "fp32", 0.97),
                                                      (1, "fp32", 0.93), (2, "fp32", 0.5)]}
     path = tmp_path / "robustness.json"
     path.write_text(json.dumps({"claims": robustness.summarise(runs)}))
