@@ -22,7 +22,7 @@ def _run(*cmd, **kw):
 def test_the_wheel_works_from_a_fresh_environment_outside_the_repository(tmp_path):
     wheels = tmp_path / "wheels"
     _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, ROOT)
-    wheel = next(wheels.glob("geomlib-*.whl"))
+    wheel = next(wheels.glob("geometric_memory_book-*.whl"))
     env_dir = tmp_path / "colab"
     _run(sys.executable, "-m", "venv", "--without-pip", env_dir)
     py = env_dir / "bin" / "python"

@@ -84,12 +84,12 @@ def install_ref(book: Path = BOOK, version: str | None = None) -> str:
 def install_source(book: Path = BOOK) -> str:
     url, ref = _repo(book)[0], install_ref(book)
     return (
-        "# Only inside Colab: install geomlib (this book's library) at this book's version.\n"
+        "# Only inside Colab: install geomlib (this book's library; distribution geometric-memory-book) at this book's version.\n"
         "import subprocess\n"
         "import sys\n"
         "\n"
         "if \"google.colab\" in sys.modules:\n"
-        f"    r = subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"geomlib @ git+{url}@{ref}\"],\n"
+        f"    r = subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"geometric-memory-book @ git+{url}@{ref}\"],\n"
         "                       capture_output=True, text=True)\n"
         "    if r.returncode:  # show pip's own words, not just a failed exit code\n"
         "        print(r.stdout[-5000:], r.stderr[-5000:], sep=\"\\n\")\n"

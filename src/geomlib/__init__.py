@@ -11,7 +11,7 @@ try:  # one source of truth: pyproject.toml's version, as installed
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as _version
 
-    __version__ = _version("geomlib")
+    __version__ = _version("geometric-memory-book")  # the distribution's name
 except PackageNotFoundError:  # pragma: no cover - imported from a source tree that is not installed
     __version__ = "0+unknown"
 __all__ = ["cache", "claims", "evaluate", "geometry", "graphs", "models", "presets", "spectral", "tasks",
