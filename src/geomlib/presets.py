@@ -942,7 +942,9 @@ class SetupTable:
         e = html.escape
         if not self.rows:
             return f"<p>{e(self._repr_markdown_()).replace('**Setup:**', '<strong>Setup:</strong>')}</p>"
-        body = "".join(f"<tr><td><code>{e(p)}</code></td><td>{e(o)}</td><td>{e(r)}</td><td>{e(w)}</td></tr>"
+        def text(value: str) -> str:  # escaped, with `code` spans as code
+            return re.sub(r"`([^`]+)`", r"<code>\1</code>", e(value))
+        body = "".join(f"<tr><td><code>{e(p)}</code></td><td>{text(o)}</td><td>{text(r)}</td><td>{text(w)}</td></tr>"
                        for p, o, r, w in self.rows)
         return (f'<div class="geomlib-setup"><p><strong>Setup vs the authors\' release</strong> (preset '
                 f"<code>{e(self.name)}</code>, generated from <code>geomlib.presets</code>): {e(self.summary())}.</p>"
