@@ -263,7 +263,7 @@ def main(argv=None) -> int:
                     help="stop a run (resumably) once it has trained this many steps without finishing")
     args = ap.parse_args(argv)
     runs = {"headline_cpu": {"headline_cpu": ("the paper's headline cell on a CPU: path-star d=10^4, l=6, 2x128 "
-                                              "GPT, `pathstar` cpu recipe scaled", headline_config())},
+                                              "GPT, the chapter's l = 6 recipe scaled to that graph", headline_config())},
             "release": release_ablation(), "length": length_runs()}
     if args.list or args.run is None:
         for run, table in runs.items():
