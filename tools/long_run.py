@@ -227,9 +227,8 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
                 "command": command, "commit": commit, "geomlib": library_fingerprint(), "hardware": hardware(),
                 "torch": str(torch.__version__), "threads": torch.get_num_threads(), "config": plain(cfg),
                 "sessions": sessions + [{"started": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)),
-                                         "wall_seconds": round(time.time() - started), "commit": commit,
-                                         "geomlib": library_fingerprint(), "torch": str(torch.__version__),
-                                         "from_step": history.meta.get("sessions", [{}])[-1].get("from_step", 0)}],
+                                         "wall_seconds": round(time.time() - started),
+                                         **history.meta.get("sessions", [{}])[-1]}],  # step, commit, versions: the trainer's
                 **({"supersedes": HEADLINE_SUPERSEDES} if run == "headline_cpu" else {}),
                 "train_seconds": rows[-1]["seconds"] if rows else 0.0, "steps": reached,
                 f"heldout_full_path_ge_{SWITCH}_at": None if first is None else first["step"],

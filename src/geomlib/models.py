@@ -48,13 +48,14 @@ def _node_rows(idx: torch.Tensor, targets: torch.Tensor | None, num_nodes: int) 
     return idx.clamp(0, num_nodes - 1)
 
 
-def _check_tokens(idx: torch.Tensor, vocab_size: int) -> None:
+def _check_tokens(idx: torch.Tensor, vocab_size: int, where: str = "") -> None:
     """A clear error for a token outside ``0..vocab_size-1`` (the embedding's own is an opaque
-    index error, or a device-side assert on a GPU)."""
+    index error, or a device-side assert on a GPU); ``where`` prefixes the message (e.g. the
+    trainer's stream)."""
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
         bad = idx[(idx < 0) | (idx >= vocab_size)][0].item()
-        raise ValueError(f"token {bad} is outside the model's vocabulary of size {vocab_size} (tokens 0..{vocab_size - 1}); "
-                         "build the model with the task's vocab.size")
+        raise ValueError(f"{where}token {bad} is outside the model's vocabulary of size {vocab_size} (tokens "
+                         f"0..{vocab_size - 1}); build the model with the task's vocab.size")
 
 
 # --------------------------------------------------------------------------- Transformer

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm  # widget bars in notebooks, text bars in a terminal
 
+from .models import _check_tokens
 from .precision import PRECISIONS, autocast_for, precision_label, record, resolve_precision
 from .tasks import IGNORE, Examples
 from .validate import check_int, check_seed
@@ -218,9 +219,8 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     torch.manual_seed(cfg.seed)
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
     for k, v in streams.items():  # at the door, once: a model's forward skips this check while training on a GPU
-        if vocab is not None and v.inputs.numel() and (int(v.inputs.min()) < 0 or int(v.inputs.max()) >= vocab):
-            raise ValueError(f"stream {k!r} holds tokens outside 0..{vocab - 1}, the model's vocabulary of size {vocab}; "
-                             "build the model with the task's vocab.size")
+        if vocab is not None:
+            _check_tokens(v.inputs, vocab, where=f"stream {k!r}: ")
     samplers = {k: _Sampler(v, sizes.get(k), gen, device) for k, v in streams.items()}
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer in ("adamw", "adamw_fused"):
