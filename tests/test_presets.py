@@ -1,12 +1,13 @@
-"""Presets carry their provenance: every departure from the authors' release has a reason, no
-reason is left over from a departure that is gone, and the path-star `paper` presets are the
-release's recipe."""
+"""Presets carry their provenance: every departure from the authors' release has a reason given
+beside its value, no reason is left over from a departure that is gone, and the path-star
+`paper` presets are the release's recipe."""
 from dataclasses import replace
 
 import pytest
 
 from geomlib import presets
-from geomlib.presets import PRESETS, RELEASE, WHY, departures, is_release, setup_table
+from geomlib.presets import PRESETS, RELEASE, departures, is_release, setup_table
+from geomlib.specs import Spec, values
 
 
 @pytest.mark.parametrize("chapter", sorted(PRESETS))
@@ -18,13 +19,34 @@ def test_every_departure_has_a_reason(chapter):
         assert ("Setup vs the authors' release" in text) == bool(table.rows)
 
 
-@pytest.mark.parametrize("chapter", sorted(PRESETS))
-def test_no_reason_without_a_departure(chapter):
-    """A reason whose setting no longer departs (in any preset) is stale text: remove it."""
-    used = {path for name in PRESETS[chapter] for path, *_ in departures(PRESETS[chapter][name], RELEASE[chapter])}
-    shared = set(presets._WHY_PATHSTAR)  # the path-star chapters' common reasons, not all used by each
-    own = {p for p in WHY[chapter] if p.split(".", 1)[-1] not in shared and p.split("].", 1)[-1] not in shared}
-    assert own <= used, f"{chapter}: reasons for settings that do not depart: {own - used}"
+def _reasons(spec, path=""):
+    """Every (setting, reason) a spec and its parts give, as (path of the setting, reason)."""
+    if isinstance(spec, Spec):
+        yield from ((f"{path}.{k}".lstrip("."), why) for k, why in spec.why.items())
+        for f in values(spec):
+            yield from _reasons(getattr(spec, f.name), f"{path}.{f.name}".lstrip("."))
+    elif isinstance(spec, dict):
+        for k, v in spec.items():
+            yield from _reasons(v, f"{path}[{k}]")
+    elif isinstance(spec, tuple):
+        for v in spec:
+            yield from _reasons(v, f"{path}[{getattr(v, 'data', '')}]")
+
+
+def test_no_reason_without_a_departure():
+    """A reason that explains no departure of any preset is stale text: remove it."""
+    given = {why for chapter in PRESETS for preset in PRESETS[chapter].values() for _, why in _reasons(preset)}
+    used = {d.why for chapter in PRESETS for preset in PRESETS[chapter].values()
+            for d in departures(preset, RELEASE[chapter])}
+    assert given <= used, f"reasons for settings that depart nowhere: {given - used}"
+
+
+def test_a_reason_sits_beside_its_value_and_follows_a_variant():
+    from geomlib.presets import PATHSTAR_L5_CPU, PATHSTAR_L6_CPU
+    rows = {d.path: d.why for d in departures(PATHSTAR_L6_CPU, RELEASE["path_finding_from_memory"].run)}
+    assert rows["model.emb_init_std"].startswith("at l = 6 a small token init")  # given where l = 6 sets it
+    assert rows["stages[mixed].train.lr"] == PATHSTAR_L5_CPU.stages[1].why["train.lr"]  # carried over by replace
+    assert "l" not in rows and "stages[mixed].train.weight_decay" not in rows  # values as the release: no row
 
 
 def test_the_path_star_paper_presets_are_the_release_recipe():
@@ -32,7 +54,7 @@ def test_the_path_star_paper_presets_are_the_release_recipe():
                     "interventions"):
         assert is_release(chapter, "paper"), setup_table(chapter, "paper")
     assert not is_release("path_finding_from_memory", "cpu")
-    run = presets.RELEASE_RECIPE["cpu"]
+    run = presets.RELEASE_RECIPE["cpu"]  # the release's recipe at the book's scale (the ablation)
     assert (run.stages[0].data, run.stages[0].path_fraction, run.stages[0].train.lr, run.model.pos_init_std,
             run.decode) == ("mixed", None, 5e-4, 1.0, "vocab")
 
@@ -45,7 +67,7 @@ def test_a_new_departure_without_a_reason_is_an_error(monkeypatch):
 
 
 def test_stages_are_matched_by_their_data():
-    rows = {path: (ours, theirs) for path, ours, theirs in
+    rows = {path: (ours, theirs) for path, ours, theirs, _ in
             departures(PRESETS["path_finding_from_memory"]["cpu"], RELEASE["path_finding_from_memory"])}
     assert "run.stages" in rows  # edges + mixed against one mixed stage
     assert rows["run.stages[mixed].train.lr"] == (2e-3, 5e-4)

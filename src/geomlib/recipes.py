@@ -1,15 +1,15 @@
 """The paper's training recipes for the in-weights path-star task, as one call.
 
-A recipe is a list of :class:`~geomlib.presets.Stage` run one after the other by the one
+A recipe is a list of :class:`~geomlib.specs.Stage` run one after the other by the one
 trainer. Each stage names its data: ``"edges"`` (edge memorisation only), ``"paths"`` or
 ``"mixed"`` (edges and training paths in the same batches; ``path_fraction`` of each batch is
 paths, or their natural share when ``None``). *Staged* = an edges stage then a paths-only
 stage; *mixed* = an edges stage (or none) then a mixed stage, which keeps replaying the edges.
 
 Three runners, one signature style ``runner(what, seed, *, options)``: :func:`pathstar_run`
-(a :class:`~geomlib.presets.PathStarRun`), :func:`edge_run` (a graph and an
-:class:`~geomlib.presets.EdgeRecipe`), :func:`incontext_run` (an
-:class:`~geomlib.presets.InContextRun`). A path-star run is three steps, each its own function:
+(a :class:`~geomlib.specs.PathStarRun`), :func:`edge_run` (a graph and an
+:class:`~geomlib.specs.EdgeRecipe`), :func:`incontext_run` (an
+:class:`~geomlib.specs.InContextRun`). A path-star run is three steps, each its own function:
 :func:`build_pathstar` (task and model), :func:`train_pathstar` (the recipe, with the run's
 geometric interventions) and the cache around them.
 """
@@ -31,7 +31,7 @@ from .fileio import write_torch_atomic
 from .graphs import Graph
 from .models import build_model
 from .precision import precision_label
-from .presets import EdgeRecipe, InContextRun, PathStarRun, Stage, model_kwargs, plain
+from .specs import EdgeRecipe, InContextRun, PathStarRun, Stage, model_kwargs, plain
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
 from .train import History, default_device, note_precisions, set_seed, train
 
@@ -252,7 +252,7 @@ def pathstar_run(run: PathStarRun, seed: int = 0, *, retrain: bool = False, prog
     of another run or an unreadable one is refused (:class:`CheckpointError`) before any training.
     ``on_checkpoint(history)`` sees the history after each save."""
     if not isinstance(run, PathStarRun):
-        raise TypeError(f"pathstar_run takes a geomlib.presets.PathStarRun, got {type(run).__name__}")
+        raise TypeError(f"pathstar_run takes a geomlib.specs.PathStarRun, got {type(run).__name__}")
     task, model = build_pathstar(run, seed)
     key = run_key("pathstar", run, seed, run.precision)
     if resumable is None:
@@ -312,7 +312,7 @@ def edge_run(graph: Graph, recipe: EdgeRecipe, seed: int = 0, *, directions: str
     ``recipe`` with ``seed``. Returns ``(model, history)``; the history tracks top-``k`` recall of
     the trained edges and the geometric level every ``eval_every`` steps."""
     if not isinstance(recipe, EdgeRecipe):
-        raise TypeError(f"edge_run takes a geomlib.presets.EdgeRecipe, got {type(recipe).__name__}")
+        raise TypeError(f"edge_run takes a geomlib.specs.EdgeRecipe, got {type(recipe).__name__}")
     vocab = Vocab(graph.num_nodes)
     data = edge_examples(graph, vocab, directions, self_edges)
     kind, model = model_kwargs(recipe.model)
@@ -352,7 +352,7 @@ def edge_runs(jobs, *, workers: int | None = None) -> list[tuple]:
     jobs = [(g, r, s, dict(kw)) for g, r, s, kw in jobs]
     for g, r, _, _ in jobs:  # bad input fails here, before any process starts
         if not isinstance(r, EdgeRecipe):
-            raise TypeError(f"edge_runs takes geomlib.presets.EdgeRecipe recipes, got {type(r).__name__}")
+            raise TypeError(f"edge_runs takes geomlib.specs.EdgeRecipe recipes, got {type(r).__name__}")
         if not isinstance(g, Graph):
             raise TypeError(f"edge_runs takes geomlib.graphs.Graph graphs, got {type(g).__name__}")
     workers = min(len(jobs), cpu_cores()) if workers is None else workers
