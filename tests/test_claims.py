@@ -2,7 +2,9 @@ import json
 
 import pytest
 
-from geomlib.claims import ClaimFailed, chapter_status, check_claim, read_ledger, report_markdown, verdict
+from geomlib.claims import ClaimFailed, check_claim
+from geomlib.ledger import read_ledger
+from geomlib.report import chapter_status, report_markdown, verdict
 from geomlib.fileio import write_json_atomic
 
 COMMON = dict(paper="p", description="d", chapter="ch", preset="cpu", seed=0)
@@ -80,7 +82,7 @@ def test_a_tendency_records_its_miss_without_stopping(tmp_path, monkeypatch):
 
 
 def test_the_report_names_the_machine_and_fits_seven_columns(tmp_path, monkeypatch):
-    from geomlib.claims import Report, report_header
+    from geomlib.report import Report, report_header
     monkeypatch.setenv("GEOMLIB_LEDGER", str(tmp_path / "ledger.json"))
     check_claim("x.a", 0.95, ">=", 0.9, **COMMON)
     rows = read_ledger()

@@ -26,7 +26,9 @@ import torch
 
 from geomlib import cache as cache_mod
 from geomlib.cache import CacheWarning, cache_root, cached_run
-from geomlib.claims import CHECKS, check_claim, drop_chapter_rows, ledger_path, read_ledger, report_markdown
+from geomlib.claims import CHECKS, check_claim
+from geomlib.ledger import drop_chapter_rows, ledger_path, read_ledger
+from geomlib.report import report_markdown
 from geomlib.fileio import clean_stale, write_json_atomic
 from geomlib.graphs import cycle, grid, path_star
 from geomlib.models import LinearNet, Node2Vec

@@ -9,8 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import robustness  # noqa: E402
 
-from geomlib.claims import robustness as load_robustness  # noqa: E402
-from geomlib.claims import seeds_text  # noqa: E402
+from geomlib.robustness import load as load_robustness  # noqa: E402
+from geomlib.robustness import seeds_text  # noqa: E402
 
 DATA = ROOT / "data" / "robustness.json"
 

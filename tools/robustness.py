@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from geomlib.cache import config_hash
-from geomlib.claims import read_ledger, tally
+from geomlib.ledger import read_ledger
+from geomlib.robustness import tally
 from geomlib.fileio import locked, write_json_atomic
 from geomlib.precision import check_environment
 from geomlib.presets import PRESETS, EdgeRecipe, InContextRun, PathStarRun, plain

@@ -31,7 +31,8 @@ import nbformat
 import papermill
 import yaml
 
-from geomlib.claims import chapter_status, drop_chapter_rows, read_ledger
+from geomlib.ledger import drop_chapter_rows, read_ledger
+from geomlib.report import chapter_status
 from geomlib.fileio import locked, write_json_atomic
 from geomlib.precision import check_environment
 from geomlib.presets import preset_names

@@ -3,8 +3,10 @@
 Data flows one way: graphs -> tasks -> models -> train -> evaluate / geometry / spectral ->
 plots and claims. Each concept of the paper lives in one module named after it.
 """
-from . import cache, claims, evaluate, geometry, graphs, models, presets, spectral, tasks, train
-from .claims import Chapter, check_claim, verdict
+from . import cache, claims, evaluate, geometry, graphs, ledger, models, presets, report, spectral, tasks, train
+from .chapter import Chapter
+from .claims import check_claim
+from .report import verdict
 from .presets import get_preset
 
 try:  # one source of truth: pyproject.toml's version, as installed
@@ -14,5 +16,5 @@ try:  # one source of truth: pyproject.toml's version, as installed
     __version__ = _version("geometric-memory-book")  # the distribution's name
 except PackageNotFoundError:  # pragma: no cover - imported from a source tree that is not installed
     __version__ = "0+unknown"
-__all__ = ["cache", "claims", "evaluate", "geometry", "graphs", "models", "presets", "spectral", "tasks",
-           "train", "Chapter", "check_claim", "get_preset", "verdict"]
+__all__ = ["cache", "claims", "evaluate", "geometry", "graphs", "ledger", "models", "presets", "report", "spectral",
+           "tasks", "train", "Chapter", "check_claim", "get_preset", "verdict"]

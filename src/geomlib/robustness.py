@@ -1,0 +1,85 @@
+"""Each claim's spread over seeds and precisions, from the shipped ``data/robustness.json``
+(written by ``make robustness``): the "over seeds" column of the report and the verdict boxes,
+judged by today's checks.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from .claims import CHECKS, TENDENCIES, passes
+
+__all__ = ["load", "tally", "seeds_text"]
+
+
+def load(path: Path | str | None = None) -> dict[str, dict]:
+    """Each claim's spread over seeds and precisions from ``data/robustness.json`` (written by
+    ``make robustness``; shipped with geomlib), as ``{claim id: summary}``; empty when none is
+    shipped or it cannot be read."""
+    if path is None:
+        from .cache import shipped_data
+
+        path = shipped_data("robustness.json")
+        if path is None:
+            return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    claims = data.get("claims", {}) if isinstance(data, dict) else {}
+    for cid, entry in claims.items():  # judged by today's check, not the one recorded with the run
+        if cid not in CHECKS:
+            continue
+        for run in entry.get("runs", []):
+            run["status"] = "pass" if passes(cid, run["measured"], run.get("threshold")) else (
+                "tendency" if cid in TENDENCIES else run["status"] if run["status"] != "pass" else "fail")
+        tally(entry)
+    return claims
+
+
+def tally(entry: dict) -> dict:
+    """Fill a claim's robustness summary from its ``runs``: over the default series the seeds,
+    the passes, the pass rate, min / median / max and the precision(s) the runs computed in; the
+    forced-fp32 runs' statuses (``other_precision``)."""
+    runs = entry.get("runs", [])
+    main = [r for r in runs if r["series"] == "default"]
+    values = [r["measured"] for r in main]
+    entry["seeds"] = sorted(r["seed"] for r in main)
+    entry["passed"] = sum(r["status"] == "pass" for r in main)
+    entry["pass_rate"] = f"{entry['passed']}/{len(main)}"
+    entry["precision"] = " / ".join(sorted({r["precision"] for r in main}))
+    if values:
+        entry.update(min=min(values), median=statistics.median(values), max=max(values))
+    entry["other_precision"] = {f"{r['precision']} seed {r['seed']}": r["status"] for r in runs
+                                if r["series"] != "default"}
+    entry["other_values"] = {f"{r['precision']} seed {r['seed']}": r["measured"] for r in runs
+                             if r["series"] != "default"}
+    return entry
+
+
+def seeds_text(summary: dict | None) -> str:
+    """``"5/5 seeds in bf16 (0.98 to 1); fp32 ✓"`` for a claim's robustness summary (the forced-fp32
+    run's status last, where the claim's runs are not fp32 already; ``"fp32 3/3 (0.94 to 0.98)"``
+    for several forced-fp32 seeds); ``"not run"`` without one."""
+    if not summary or not summary.get("seeds"):
+        return "not run"
+    n = len(summary["seeds"])
+    spread = f"{summary['min']:.3g}" if summary["min"] == summary["max"] else f"{summary['min']:.3g} to {summary['max']:.3g}"
+    where = f" in {summary['precision']}" if summary.get("precision") else ""
+    text = f"{summary['passed']}/{n} seeds{where} ({spread})"
+    other = summary.get("other_precision") or {}
+    values = summary.get("other_values") or {}
+    by_precision: dict[str, list[str]] = {}
+    for key in sorted(other):
+        by_precision.setdefault(key.split(" seed")[0], []).append(key)
+    parts = []
+    for precision, keys in by_precision.items():  # one run: its mark; several: passes and range
+        if len(keys) == 1:
+            parts.append(f"{precision} {'✓' if other[keys[0]] == 'pass' else '✗'}")
+            continue
+        ok = sum(other[k] == "pass" for k in keys)
+        vals = [values[k] for k in keys if k in values]
+        spread = "" if not vals else f" ({min(vals):.3g})" if min(vals) == max(vals) else f" ({min(vals):.3g} to {max(vals):.3g})"
+        parts.append(f"{precision} {ok}/{len(keys)}{spread}")
+    return text + ("; " + ", ".join(parts) if parts else "")
