@@ -3,9 +3,9 @@ import json
 import pytest
 
 from geomlib.claims import ClaimFailed, check_claim
+from geomlib.fileio import write_json_atomic
 from geomlib.ledger import read_ledger
 from geomlib.report import chapter_status, report_markdown, verdict
-from geomlib.fileio import write_json_atomic
 
 COMMON = dict(paper="p", description="d", chapter="ch", preset="cpu", seed=0)
 

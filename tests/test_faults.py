@@ -27,12 +27,12 @@ import torch
 from geomlib import cache as cache_mod
 from geomlib.cache import CacheWarning, cache_root, cached_run
 from geomlib.claims import CHECKS, check_claim
-from geomlib.ledger import drop_chapter_rows, ledger_path, read_ledger
-from geomlib.report import report_markdown
 from geomlib.fileio import clean_stale, write_json_atomic
 from geomlib.graphs import cycle, grid, path_star
+from geomlib.ledger import drop_chapter_rows, ledger_path, read_ledger
 from geomlib.models import LinearNet, Node2Vec
 from geomlib.presets import get_preset
+from geomlib.report import report_markdown
 from geomlib.tasks import Vocab, edge_examples, path_examples, pathstar_task
 from geomlib.train import TrainConfig, set_seed
 

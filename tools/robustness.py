@@ -33,12 +33,12 @@ from pathlib import Path
 import torch
 
 from geomlib.cache import config_hash
-from geomlib.ledger import read_ledger
-from geomlib.robustness import tally
 from geomlib.fileio import locked, write_json_atomic
+from geomlib.ledger import read_ledger
 from geomlib.precision import check_environment
 from geomlib.presets import PRESETS, EdgeRecipe, InContextRun, PathStarRun, plain
 from geomlib.provenance import git_commit, hardware, library_fingerprint
+from geomlib.robustness import tally
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from notebooks import chapters  # noqa: E402

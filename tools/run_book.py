@@ -31,11 +31,11 @@ import nbformat
 import papermill
 import yaml
 
-from geomlib.ledger import drop_chapter_rows, read_ledger
-from geomlib.report import chapter_status
 from geomlib.fileio import locked, write_json_atomic
+from geomlib.ledger import drop_chapter_rows, read_ledger
 from geomlib.precision import check_environment
 from geomlib.presets import preset_names
+from geomlib.report import chapter_status
 from geomlib.validate import check_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

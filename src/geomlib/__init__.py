@@ -6,8 +6,8 @@ plots and claims. Each concept of the paper lives in one module named after it.
 from . import cache, claims, evaluate, geometry, graphs, ledger, models, presets, report, spectral, tasks, train
 from .chapter import Chapter
 from .claims import check_claim
-from .report import verdict
 from .presets import get_preset
+from .report import verdict
 
 try:  # one source of truth: pyproject.toml's version, as installed
     from importlib.metadata import PackageNotFoundError
