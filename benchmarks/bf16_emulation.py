@@ -23,17 +23,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from geomlib.evaluate import edge_recall
-from geomlib.fileio import write_json_atomic
 from geomlib.geometry import geometric_margin, margin_z
 from geomlib.graphs import cycle
 from geomlib.precision import forced, native_bf16
 from geomlib.presets import PRESETS, plain
-from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.recipes import edge_runs
 from geomlib.spectral import eigenpairs, participation_ratio, projection_profile
+from geomlib.studies import Study, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "bf16_emulation.json"
@@ -91,14 +89,13 @@ def main(argv=None) -> int:
     same_side = [np.sign(r["native"]["z"] - 2) == np.sign(r["emulated"]["z"] - 2) for r in runs]
     print(f"{sum(same_side)}/{len(runs)} runs on the same side of the lookup band (z = 2) both ways; "
           f"time: native {seconds['native']} s, emulated {seconds['emulated']} s (2 processes)")
-    write_json_atomic(args.out, {
-        "what": "the bf16 recipes of 'A wide linear net' and 'Knobs' (cycle of 15, 10,000 steps) under PyTorch's "
-                "native bf16 autocast and under geomlib's rounded-operand fp32 matmuls, run by run",
-        "command": "python benchmarks/bf16_emulation.py" + "".join(f" {a}" for a in (sys.argv[1:] if argv is None
-                                                                                    else argv)),
-        "commit": git_commit(), "geomlib": library_fingerprint(), "hardware": hardware(),
-        "torch": str(torch.__version__), "threads_per_process": 1, "seconds": seconds,
-        "recipes": {label: plain(r) for label, r, _ in cells}, "runs": runs})
+    study = Study(args.out, "the bf16 recipes of 'A wide linear net' and 'Knobs' (cycle of 15, 10,000 steps) under "
+                  "PyTorch's native bf16 autocast and under geomlib's rounded-operand fp32 matmuls, run by run",
+                  command_line("benchmarks/bf16_emulation.py", argv), key=lambda r: (r["recipe"], r["seed"]),
+                  threads_per_process=1, seconds=seconds, recipes={label: plain(r) for label, r, _ in cells})
+    for r in runs:
+        study.add(r, save=False)
+    study.save()
     return 0
 
 

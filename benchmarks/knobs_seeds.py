@@ -12,20 +12,16 @@ over one process per CPU core (``geomlib.recipes.edge_runs``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from geomlib.evaluate import edge_recall
-from geomlib.fileio import write_json_atomic
 from geomlib.geometry import geometric_margin, margin_z
 from geomlib.graphs import cycle
 from geomlib.presets import PRESETS, plain
-from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.recipes import edge_runs
+from geomlib.studies import Study, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "knobs_seeds.json"
@@ -45,25 +41,20 @@ def main(argv=None) -> int:
     cells = [(label, s) for label in variants for s in args.seeds]
     out = edge_runs([(cycle(cfg.n, s), variants[label], s, dict(k="degree", eval_every=0, progress=False))
                      for label, s in cells])
-    doc = json.loads(args.out.read_text()) if args.out.exists() else {}
-    runs = [r for r in doc.get("runs", []) if r.get("optimizer", "adamw") != optimizer]
-    commands = [c for c in doc.get("command", "").split(" && ") if c]
-    command = "python benchmarks/knobs_seeds.py" + "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv))
-    commands += [command] if command not in commands else []
+    study = Study(args.out, "the knobs preset's variants on the cycle of 15, per seed, with PyTorch's plain and fused "
+                  "AdamW kernels", command_line("benchmarks/knobs_seeds.py", argv),
+                  key=lambda r: (r.get("optimizer", "adamw"), r["variant"], r["seed"]),
+                  threads_per_process=1, variants={k: plain(v) for k, v in cfg.variants.items()})
+    study.drop(lambda r: r.get("optimizer", "adamw") != optimizer)  # this kernel's runs are redone
     for (label, s), (m, h) in zip(cells, out):
         g, E, W = cycle(cfg.n, s), m.E.detach(), m.W.detach()
         gm = geometric_margin(E, W, g)
-        runs.append(dict(variant=label, optimizer=optimizer, seed=s, margin=gm["margin"], z=margin_z(E, W, g, seed=s)["z"],
-                         skewed_top1=gm["skewed_top1"], recall=edge_recall(m.scores().detach(), g, "degree")))
-        r = runs[-1]
+        r = study.add(dict(variant=label, optimizer=optimizer, seed=s, margin=gm["margin"],
+                           z=margin_z(E, W, g, seed=s)["z"], skewed_top1=gm["skewed_top1"],
+                           recall=edge_recall(m.scores().detach(), g, "degree")), save=False)
         print(f"{label:58s} {optimizer:11s} {s} margin {r['margin']:+7.2f} z {r['z']:+6.2f} skewed top-1 {r['skewed_top1']:.2f} "
               f"recall {r['recall']:.2f}")
-    write_json_atomic(args.out, {
-        "what": "the knobs preset's variants on the cycle of 15, per seed, with PyTorch's plain and fused AdamW "
-                "kernels", "command": " && ".join(commands), "commit": git_commit(),
-        "geomlib": library_fingerprint(), "hardware": hardware(), "torch": str(torch.__version__),
-        "threads_per_process": 1, "variants": {k: plain(v) for k, v in cfg.variants.items()},
-        "runs": sorted(runs, key=lambda r: (r["optimizer"], r["variant"], r["seed"]))})
+    study.save()
     return 0
 
 

@@ -11,18 +11,14 @@ commit and machine. Runs go through the model cache, so an interrupted sweep con
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
-from geomlib.fileio import write_json_atomic
 from geomlib.presets import Mamba, PathStarRun, get_preset, plain
-from geomlib.provenance import git_commit, hardware
 from geomlib.recipes import pathstar_run
+from geomlib.studies import Study, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,27 +75,19 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "mamba_hypotheses.json")
     args = ap.parse_args(argv)
     names = args.only or list(VARIANTS)
-    commit = git_commit()
-    command = "python benchmarks/mamba_hypotheses.py" + "".join(
-        f' "{a}"' if " " in a else f" {a}" for a in (sys.argv[1:] if argv is None else argv))
-    old = json.loads(args.out.read_text()) if args.out.exists() else {}
-    runs = {(r["variant"], r["seed"]): r for r in old.get("runs", [])}
     order = {v: i for i, v in enumerate(VARIANTS)}  # the table's rows in the order of VARIANTS
+    study = Study(args.out, "Mamba hypotheses on the mamba_too cell (pathstar_mamba cpu preset), one change at a time",
+                  command_line("benchmarks/mamba_hypotheses.py", argv), key=lambda r: (r["variant"], r["seed"]),
+                  order=lambda r: (order.get(r["variant"], len(order)), r["seed"]))
     for name in names:
         for seed in args.seeds:
             cfg = variant_config(name)
             start = time.time()
             _, _, hist = pathstar_run(cfg, seed, progress=False)
-            runs[name, seed] = {**summary(name, seed, cfg, hist, (time.time() - start) / 60), "command": command}
-            r = runs[name, seed]
+            r = study.add(summary(name, seed, cfg, hist, (time.time() - start) / 60))
             print(f"{name:48s} seed {seed}: held-out full {r['final_heldout_full']:.3f} (best "
                   f"{r['best_heldout_full']:.3f}), n1 {r['final_n1']:.3f}, probe {r['final_probe']:.2f}, "
                   f"train {r['final_train_full']:.2f}, {r['train_minutes']:.1f} min", flush=True)
-            write_json_atomic(args.out, {
-                "what": "Mamba hypotheses on the mamba_too cell (pathstar_mamba cpu preset), one change at a time",
-                "commands": sorted({r["command"] for r in runs.values() if "command" in r}), "commit": commit,
-                "hardware": hardware(), "torch": str(torch.__version__), "threads": torch.get_num_threads(),
-                "runs": sorted(runs.values(), key=lambda r: (order.get(r["variant"], len(order)), r["seed"]))})
     return 0
 
 

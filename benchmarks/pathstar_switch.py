@@ -14,10 +14,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from geomlib.presets import GPT, PathStarRun, Stage, plain
 from geomlib.recipes import timed_pathstar_run
+from geomlib.studies import Study, command_line
 from geomlib.train import TrainConfig
 
 BASE = PathStarRun(
@@ -82,15 +81,14 @@ def main() -> int:
     _, _, hist = timed_pathstar_run(cfg, args.seed, args.minutes * 60, on_eval=log, progress=False)
     rows = hist.rows
     t90 = next((r["seconds"] for r in rows if r.get("test_full", 0) >= 0.9), None)
-    out = dict(variant=args.variant, seed=args.seed, config=plain(cfg), threads=torch.get_num_threads(),
-               torch=torch.__version__, seconds_to_0_9=t90, best=max(r.get("test_full", 0) for r in rows),
-               final=rows[-1].get("test_full"),
-               curve=[[r["step"], r["seconds"], r.get("test_full"), r.get("test_n1"), r.get("probe"),
-                       r.get("train_full")] for r in rows])
-    path = Path(__file__).parent / "results" / "pathstar_switch.jsonl"
-    path.parent.mkdir(exist_ok=True)
-    with path.open("a") as f:
-        f.write(json.dumps(out) + "\n")
+    study = Study(Path(__file__).parent / "results" / "pathstar_switch.json",
+                  "the book's former path-star recipe (d = 500, l = 5) and its variants: seconds to held-out full path "
+                  "0.9 on 2 cores, one variant and seed per run", command_line("benchmarks/pathstar_switch.py"),
+                  key=lambda r: (r["variant"], r["seed"]))
+    out = study.add(dict(variant=args.variant, seed=args.seed, config=plain(cfg), seconds_to_0_9=t90,
+                         best=max(r.get("test_full", 0) for r in rows), final=rows[-1].get("test_full"),
+                         curve=[[r["step"], r["seconds"], r.get("test_full"), r.get("test_n1"), r.get("probe"),
+                                 r.get("train_full")] for r in rows]))
     print(json.dumps({k: v for k, v in out.items() if k not in ("curve", "config")}))
     return 0
 

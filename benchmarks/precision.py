@@ -11,7 +11,7 @@ margin, its z-score against lookups with the same answers, skewed top-1, edge re
     python benchmarks/precision.py                    # everything (resumable: finished runs are kept)
     python benchmarks/precision.py --graphs cycle --seeds 0 1
 
-Writes ``data/precision.json`` after every run, with the command, commit, machine and torch.
+Writes ``data/precision.json`` after every run (a :class:`geomlib.studies.Study`).
 Denormal floats are flushed to zero (``torch.set_flush_denormal``): in fp32 the net's tiny
 updates otherwise run into denormals, which this CPU handles ~4x slower (measured); values below
 1e-38 do not move a margin.
@@ -29,14 +29,13 @@ import numpy as np
 import torch
 
 from geomlib.evaluate import edge_recall
-from geomlib.fileio import write_json_atomic
 from geomlib.geometry import geometric_margin, margin_z
 from geomlib.graphs import tiny_graphs
 from geomlib.precision import forced
 from geomlib.presets import RELEASE, plain
-from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.recipes import edge_run
 from geomlib.spectral import eigenpairs, participation_ratio, projection_profile
+from geomlib.studies import Study, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "precision.json"
@@ -72,47 +71,38 @@ def main(argv=None) -> int:
         print("error: $GEOMLIB_PRECISION forces every run's precision; unset it (this study sets precision per run)",
               file=sys.stderr)
         return 2
+    what = ("the wide linear net (release recipe) and its associative control on the tiny graphs, with and without "
+            "self-edges, fp32 vs bf16 autocast, 5 seeds")
+    fields = dict(flush_denormal=True, recipes={k: plain(v) for k, v in NETS.items()})
     if args.merge:
-        doc = json.loads(args.out.read_text()) if args.out.exists() else json.loads(args.merge[0].read_text())
-        runs = {r["key"]: r for r in doc.get("runs", [])}
-        commands = [c for c in doc.get("command", "").split(" && ") if c]
+        study = Study(args.out, what, command_line("benchmarks/precision.py", argv), **fields)
         for part in args.merge:
             other = json.loads(part.read_text())
-            runs.update({r["key"]: r for r in other["runs"]})
-            commands += [other["command"]] if other["command"] not in commands else []
-        write_json_atomic(args.out, {**doc, "command": " && ".join(commands),
-                                     "runs": sorted(runs.values(), key=lambda r: r["key"])})
-        print(f"{len(runs)} runs in {args.out}")
+            study.commands += [c for c in other["command"].split(" && ") if c not in study.commands]
+            for r in other["runs"]:
+                study.add(r, save=False)
+        study.save()
+        print(f"{len(study)} runs in {args.out}")
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    command = "python benchmarks/precision.py" + "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv))
-    doc = json.loads(args.out.read_text()) if args.out.exists() else {}
-    runs = {r["key"]: r for r in doc.get("runs", [])}
+    study = Study(args.out, what, command_line("benchmarks/precision.py", argv), **fields)
     for name in args.graphs:
         for self_edges in (False, True):
             for precision in args.precisions:
                 for net in NETS:
                     for seed in args.seeds:
                         key = f"{name}|{'self' if self_edges else 'plain'}|{precision}|{net}|{seed}"
-                        if key in runs:
+                        if key in study:
                             continue
                         graph = tiny_graphs(seed)[name]
                         r = measure(graph, net, precision, self_edges, seed)
-                        runs[key] = dict(key=key, graph=name, self_edges=self_edges, precision=precision, net=net,
-                                         seed=seed, **r)
+                        study.add(dict(key=key, graph=name, self_edges=self_edges, precision=precision, net=net,
+                                       seed=seed, **r))
                         print(f"{key:55s} PR {r['pr']:5.2f} top {r['top_directions']} margin {r['margin']:+7.2f} "
                               f"z {r['margin_z']:+6.1f} skewed top-1 {r['skewed_top1']:.2f} recall {r['recall']:.2f} "
                               f"({r['seconds']:.0f} s)", flush=True)
-                        write_json_atomic(args.out, {
-                            "what": "the wide linear net (release recipe) and its associative control on the tiny "
-                                    "graphs, with and without self-edges, fp32 vs bf16 autocast, 5 seeds",
-                            "command": command, "commit": git_commit(), "geomlib": library_fingerprint(),
-                            "hardware": hardware(), "torch": str(torch.__version__),
-                            "threads": torch.get_num_threads(), "flush_denormal": True,
-                            "recipes": {k: plain(v) for k, v in NETS.items()},
-                            "runs": sorted(runs.values(), key=lambda r: r["key"])})
     return 0
 
 

@@ -25,22 +25,18 @@ Writes ``data/tiny_transformer.json`` after every run, with the command, commit,
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
-from geomlib.fileio import write_json_atomic
 from geomlib.geometry import cosine_matrix, edge_contrast, two_hop_auc
 from geomlib.graphs import tiny_graphs
 from geomlib.precision import forced
 from geomlib.presets import GPT, RELEASE, EdgeRecipe, TrainConfig, plain
-from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.recipes import edge_run
 from geomlib.spectral import eigenpairs, energy_share
+from geomlib.studies import Study, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "tiny_transformer.json"
@@ -83,31 +79,21 @@ def main(argv=None) -> int:
         print("error: $GEOMLIB_PRECISION forces every run's precision; unset it (this study sets precision per run)",
               file=sys.stderr)
         return 2
-    command = "python benchmarks/tiny_transformer.py" + "".join(
-        f" {a!r}" if " " in a else f" {a}" for a in (sys.argv[1:] if argv is None else argv))
-    doc = json.loads(args.out.read_text()) if args.out.exists() else {}
-    runs = {r["key"]: r for r in doc.get("runs", [])}
-    commands = [c for c in doc.get("command", "").split(" && ") if c]
-    commands += [command] if command not in commands else []
+    study = Study(args.out, "the 1-layer Transformer on the tiny graphs: the release's settings, one change at a time, "
+                  "fp32 vs bf16 autocast, and the book's former recipe", command_line("benchmarks/tiny_transformer.py", argv),
+                  variants={k: plain(v) for k, v in VARIANTS.items()})
     for variant in args.variants:
         for name in args.graphs:
             for mode in args.modes:
                 for seed in args.seeds:
                     key = f"{variant}|{name}|{mode}|{seed}"
-                    if key in runs:
+                    if key in study:
                         continue
                     r = measure(tiny_graphs(seed)[name], VARIANTS[variant], mode, seed)
-                    runs[key] = dict(key=key, variant=variant, graph=name, mode=mode, seed=seed, **r)
+                    study.add(dict(key=key, variant=variant, graph=name, mode=mode, seed=seed, **r))
                     print(f"{key:60s} recall {r['recall']:.2f} peak {r['peak_level']:.2f}@{r['peak_step']} final "
                           f"{r['final_level']:.2f} contrast {r['contrast']:.2f} zigzag {r['zigzag2']:.2f} "
                           f"({r['seconds']:.1f} s)", flush=True)
-                    write_json_atomic(args.out, {
-                        "what": "the 1-layer Transformer on the tiny graphs: the release's settings, one change at a "
-                                "time, fp32 vs bf16 autocast, and the book's former recipe",
-                        "command": " && ".join(commands), "commit": git_commit(), "geomlib": library_fingerprint(),
-                        "hardware": hardware(), "torch": str(torch.__version__), "threads": torch.get_num_threads(),
-                        "variants": {k: plain(v) for k, v in VARIANTS.items()},
-                        "runs": sorted(runs.values(), key=lambda r: r["key"])})
     return 0
 
 

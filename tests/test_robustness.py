@@ -29,7 +29,7 @@ def test_every_run_records_its_provenance():
     if not DATA.exists():
         pytest.skip("no data/robustness.json shipped yet (make robustness)")
     for key, run in json.loads(DATA.read_text())["runs"].items():
-        for field in ("seed", "series", "precision", "device", "preset", "preset_hash", "library", "torch", "cpu",
+        for field in ("seed", "series", "precision", "device", "preset", "preset_hash", "geomlib", "torch", "hardware",
                       "threads", "claims"):
             assert field in run, f"{key} lacks {field}"
         assert key == f"{run['chapter']}|{run['series']}|{run['seed']}"

@@ -42,8 +42,8 @@ except ImportError:
 from geomlib.fileio import write_json_atomic  # noqa: E402
 from geomlib.precision import native_bf16, precision_label, resolve_precision  # noqa: E402
 from geomlib.presets import GPT, PATHSTAR_CPU, get_preset  # noqa: E402
-from geomlib.provenance import git_commit, hardware  # noqa: E402
 from geomlib.recipes import build_pathstar, pathstar_run, stage_batches  # noqa: E402
+from geomlib.studies import command_line, machine, provenance  # noqa: E402
 from geomlib.train import default_device, train  # noqa: E402
 
 #: Chapters in the order the GPU check runs them: the headline and the claims that share its run
@@ -55,8 +55,7 @@ CHAPTERS = ("path_finding_from_memory", "hardest_token", "geometry_explains", "m
 
 def environment() -> dict:
     device = default_device()
-    out = {"device": str(device), "hardware": hardware(), "torch": str(torch.__version__),
-           "python": platform.python_version(), "native_bf16": native_bf16(device),
+    out = {"device": str(device), **machine(), "python": platform.python_version(), "native_bf16": native_bf16(device),
            "auto_precision": precision_label(resolve_precision("auto", device), device)}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -168,8 +167,8 @@ def main(argv=None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    common = {"commit": git_commit(), "hardware": hardware(), "device": str(default_device()),
-              "command": "python tools/gpu_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    common = {**provenance("the GPU path's check: every chapter's runs on this device, and the paper-scale steps",
+                           command_line("tools/gpu_check.py", argv)), "device": str(default_device()),
               "dry_run": args.dry_run}
     summary = {}
 

@@ -34,12 +34,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from geomlib.fileio import write_json_atomic
 from geomlib.presets import PATHSTAR_L5_CPU, PATHSTAR_L6_CPU, RELEASE_RECIPE, PathStarRun, plain
-from geomlib.provenance import git_commit, hardware, library_fingerprint
+from geomlib.provenance import git_commit
 from geomlib.recipes import CheckpointError, checkpoint_path, pathstar_run
+from geomlib.studies import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -223,9 +222,8 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
                       f"capped at {cap_steps} steps (not within the cap; resumable: a larger --cap-steps continues it)"
                       if capped else "unfinished (resumable: run the command again to continue)")
             write_json_atomic(out, {
-                "run": run, "name": name, "what": what, "seed": seed, "status": status, "cap_steps": cap_steps,
-                "command": command, "commit": commit, "geomlib": library_fingerprint(), "hardware": hardware(),
-                "torch": str(torch.__version__), "threads": torch.get_num_threads(), "config": plain(cfg),
+                **provenance(what, command, commit=commit), "run": run, "name": name, "seed": seed,
+                "status": status, "cap_steps": cap_steps, "config": plain(cfg),
                 "sessions": sessions + [{"started": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)),
                                          "wall_seconds": round(time.time() - started),
                                          **history.meta.get("sessions", [{}])[-1]}],  # step, commit, versions: the trainer's

@@ -30,15 +30,13 @@ import time
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
-import torch
-
 from geomlib.cache import config_hash
 from geomlib.fileio import locked, write_json_atomic
 from geomlib.ledger import read_ledger
 from geomlib.precision import check_environment
 from geomlib.presets import PRESETS, EdgeRecipe, InContextRun, PathStarRun, plain
-from geomlib.provenance import git_commit, hardware, library_fingerprint
 from geomlib.robustness import tally
+from geomlib.studies import machine, provenance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from notebooks import chapters  # noqa: E402
@@ -109,10 +107,10 @@ def record(out: Path, key: str, run: dict | None = None, skipped: str | None = N
             skips[key] = skipped
             runs.pop(key, None)
         write_json_atomic(out, {
-            "what": "every claim of the book at the default preset, over seeds, as the book runs on the machine "
-                    "(series 'default': each run in its own precision) and with every run forced to fp32 "
-                    "(series 'fp32', $GEOMLIB_PRECISION=fp32); each claim's runs name the precision they computed in",
-            "command": COMMAND, "updated": time.strftime("%Y-%m-%d %H:%M"),
+            **provenance("every claim of the book at the default preset, over seeds, as the book runs on the machine "
+                         "(series 'default': each run in its own precision) and with every run forced to fp32 "
+                         "(series 'fp32', $GEOMLIB_PRECISION=fp32); each claim's runs name the precision they "
+                         "computed in", COMMAND), "updated": time.strftime("%Y-%m-%d %H:%M"),
             "claims": summarise(runs), "runs": runs, "skipped": skips})
 
 
@@ -216,9 +214,8 @@ def main(argv=None) -> int:
         run = {"chapter": ch, "seed": seed, "series": series,
                "precision": " + ".join(sorted({v.get("precision") or "?" for v in rows.values()})),
                "device": " + ".join(sorted({v.get("device") or "?" for v in rows.values()})), "preset": args.preset,
-               "preset_hash": preset_hash(ch, args.preset), "library": library_fingerprint(),
-               "commit": git_commit(), "torch": torch.__version__, "cpu": hardware(),
-               "threads": torch.get_num_threads(), "seconds": round(seconds, 1), "error": error,
+               "preset_hash": preset_hash(ch, args.preset), **machine(),
+               "seconds": round(seconds, 1), "error": error,
                "claims": {k: {f: v.get(f, "?") for f in ("measured", "op", "threshold", "status", "precision",
                                                          "device")} for k, v in rows.items()}}
         record(args.out, key, run)

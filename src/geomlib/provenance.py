@@ -21,7 +21,7 @@ __all__ = ["git_commit", "hardware", "library_fingerprint", "NUMERIC_MODULES", "
 NUMERIC_MODULES = ("evaluate", "geometry", "graphs", "models", "precision", "recipes", "spectral", "specs", "tasks",
                    "train")
 OTHER_MODULES = ("__init__", "cache", "chapter", "claims", "fileio", "ledger", "plots", "presets", "provenance", "report",
-                 "robustness", "sweep", "validate")
+                 "robustness", "studies", "sweep", "validate")
 
 
 @functools.lru_cache(maxsize=1)

@@ -29,7 +29,8 @@ from .cache import config_hash
 from .fileio import write_json_atomic
 from .precision import check_environment
 from .presets import PathStarRun, Scaling, get_preset, plain
-from .provenance import git_commit, hardware, library_fingerprint
+from .provenance import library_fingerprint
+from .studies import machine, provenance
 from .validate import check_seed
 
 __all__ = ["phase_diagram_cells", "cell_row", "probe_first_share", "run_cell", "run_sweep", "collect"]
@@ -84,14 +85,12 @@ def _cell_file(out: Path, name: str, axis: str, value, cfg: PathStarRun, seed: i
 
 def run_cell(axis: str, value, cfg: PathStarRun, seed: int, out: str, name: str = "scaling") -> dict:
     """Train one cell (through the model cache) and write its row; a job of :func:`run_sweep`."""
-    import torch
 
     from .recipes import pathstar_run
 
     path = _cell_file(Path(out), name, axis, value, cfg, seed)
     _, _, hist = pathstar_run(cfg, seed=seed, progress=False)
-    row = {**cell_row(axis, value, cfg, hist), "seed": seed, "config": plain(cfg), "torch": torch.__version__,
-           "geomlib": library_fingerprint(), "device": hardware(), "threads": torch.get_num_threads()}
+    row = {**cell_row(axis, value, cfg, hist), "seed": seed, "config": plain(cfg), **machine()}
     write_json_atomic(path, row)
     return row
 
@@ -166,9 +165,9 @@ def collect(out: Path | str, name: str, cells: dict, seeds, command: str = "") -
     if other:
         print(f"sweep {name}: {len(other)} row file(s) in {out / 'cells'} come from other code, another torch or "
               "cells outside this sweep; they are left out of the collected rows")
-    devices = sorted({r.get("device", "?") for r in rows})
-    doc = {"name": name, "command": command, "commit": git_commit(), "geomlib": library_fingerprint(),
-           "hardware": ", ".join(devices) or "none", "host": platform.node(),
+    machines = sorted({r.get("hardware", "?") for r in rows})
+    doc = {**provenance(f"the {name} sweep: one row per cell and seed", command, name=name),
+           "hardware": ", ".join(machines) or "none", "host": platform.node(),
            "written": time.strftime("%Y-%m-%d %H:%M:%S"), "cells": len(cells) * len(seeds), "finished": len(rows),
            "left_out": len(other), "rows": rows}
     write_json_atomic(out / f"{name}.json", doc)

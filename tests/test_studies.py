@@ -1,0 +1,69 @@
+"""Shipped studies are written one way: resumable, every command kept, one provenance block with
+the same field names, atomic; and read one way."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from geomlib.studies import Study, command_line, load, table
+
+ROOT = Path(__file__).resolve().parents[1]
+PROVENANCE = ("what", "command", "commit", "geomlib", "hardware", "torch", "threads")
+
+
+def test_a_study_resumes_keeps_its_commands_and_writes_one_provenance_block(tmp_path):
+    path = tmp_path / "s.json"
+    first = Study(path, "a study", "python x.py --seeds 0", key=lambda r: r["seed"], note="kept")
+    first.add({"seed": 0, "value": 1.0})
+    doc = json.loads(path.read_text())
+    assert all(f in doc for f in PROVENANCE) and doc["note"] == "kept"
+    again = Study(path, "a study", "python x.py --seeds 0 1", key=lambda r: r["seed"])
+    assert 0 in again and 1 not in again and len(again) == 1  # the finished run is kept, to be skipped
+    again.add({"seed": 1, "value": 2.0})
+    doc = json.loads(path.read_text())
+    assert doc["command"] == "python x.py --seeds 0 && python x.py --seeds 0 1"
+    assert [r["seed"] for r in doc["runs"]] == [0, 1]
+    again.drop(lambda r: r["seed"] != 0)
+    again.save()
+    assert [r["seed"] for r in json.loads(path.read_text())["runs"]] == [1]
+
+
+def test_command_line_quotes_what_a_shell_would_split():
+    assert command_line("benchmarks/x.py", ["--only", "a b", "c"]) == "python benchmarks/x.py --only 'a b' c"
+
+
+def test_a_chapter_reads_a_shipped_study_in_one_call():
+    rows = table("knobs_seeds.json", ["variant", "seed", "z"])
+    assert rows and all(len(r) == 3 for r in rows)
+    assert load("knobs_seeds.json")["what"]
+    with pytest.raises(FileNotFoundError, match="no shipped study 'nope.json'"):
+        load("nope.json")
+
+
+def test_the_precision_study_merges_through_the_study(tmp_path):
+    parts = []
+    for i in range(2):
+        p = tmp_path / f"part{i}.json"
+        p.write_text(json.dumps({"what": "w", "command": f"python benchmarks/precision.py --seeds {i}",
+                                 "runs": [{"key": f"cycle|plain|fp32|linear net|{i}", "seed": i}]}))
+        parts.append(p)
+    out = tmp_path / "out.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "precision.py"), "--out", str(out),
+                           "--merge", *map(str, parts)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert [r["seed"] for r in doc["runs"]] == [0, 1] and all(f in doc for f in PROVENANCE)
+    assert "--seeds 0" in doc["command"] and "--seeds 1" in doc["command"]
+
+
+def test_no_tool_or_benchmark_writes_provenance_fields_by_hand():
+    """The provenance block comes from geomlib.studies; a script that builds it itself drifts
+    (another name for the machine, no commit)."""
+    hand = re.compile(r"\"(hardware|commit|cpu|library)\": *(hardware|git_commit|library_fingerprint)\(")
+    offenders = [str(p.relative_to(ROOT)) for folder in ("benchmarks", "tools", "src/geomlib")
+                 for p in (ROOT / folder).rglob("*.py")
+                  if p.name not in ("studies.py", "recipes.py") and hand.search(p.read_text())]  # recipes: a trainer session
+    assert not offenders, f"provenance written by hand in {offenders}; use geomlib.studies.provenance / machine"
