@@ -67,3 +67,26 @@ def test_no_tool_or_benchmark_writes_provenance_fields_by_hand():
                  for p in (ROOT / folder).rglob("*.py")
                   if p.name not in ("studies.py", "recipes.py") and hand.search(p.read_text())]  # recipes: a trainer session
     assert not offenders, f"provenance written by hand in {offenders}; use geomlib.studies.provenance / machine"
+
+
+def test_group_index_and_history_read_runs_without_parsing_in_a_chapter():
+    from geomlib.studies import group, history, index, load_all
+
+    rows = [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}, {"a": 1, "b": "z"}]
+    assert list(group(rows, "a")) == [1, 2] and len(group(rows, "a")[1]) == 2
+    assert set(group({"runs": rows}, "a", "b")) == {(1, "x"), (2, "y"), (1, "z")}
+    with pytest.raises(ValueError, match="2 runs share {'a': 1}"):
+        index(rows, "a")
+    runs = index(load_all("pathstar_release"), "name", "seed")
+    h = history(runs["release", 0])
+    assert h.first_step("probe", 0.9) is not None and h.last["step"] == runs["release", 0]["rows"][-1]["step"]
+
+
+def test_no_chapter_parses_a_shipped_file_itself():
+    import json as _json
+    offenders = []
+    for nb in sorted((ROOT / "book").glob("*.ipynb")):
+        code = "\n".join("".join(c["source"]) for c in _json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
+        if re.search(r"json\.loads?\(|read_text\(|shipped_data|shipped_files|import json", code):
+            offenders.append(nb.name)
+    assert not offenders, f"chapters that parse shipped JSON themselves (use geomlib.studies): {offenders}"

@@ -10,7 +10,8 @@ field names everywhere::
 :class:`Study` is the one way to write one: it resumes (a run whose key is already in the file is
 skipped by the caller through ``key in study``), records every command that added runs, and
 writes atomically after each run, so an interrupted study loses at most the run in progress.
-:func:`load` and :func:`table` are the one way a chapter reads one.
+:func:`load`, :func:`load_all`, :func:`group`, :func:`table`, :func:`origin` and :func:`history` are
+the one way a chapter reads one: no chapter parses a shipped file itself.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from typing import Any, Callable
 
 from .fileio import write_json_atomic
 
-__all__ = ["Study", "machine", "provenance", "command_line", "load", "table"]
+__all__ = ["Study", "machine", "provenance", "command_line", "load", "load_all", "origin", "group", "index",
+           "table", "history"]
 
 
 def command_line(script: str, argv: list[str] | None = None) -> str:
@@ -96,19 +98,67 @@ class Study:
                                       "runs": sorted(self.runs.values(), key=self.order)})
 
 
-def load(name: str | Path) -> dict:
+def load(name: str | Path, optional: bool = False) -> dict | None:
     """A shipped study (``"knobs_seeds.json"`` in ``data/``, or a path): the whole document. A
-    missing study is a ``FileNotFoundError`` that names where it was looked for."""
+    missing study is a ``FileNotFoundError`` that names where it was looked for, or None when
+    ``optional`` (a chapter then says the study is not shipped with this install)."""
     from .cache import shipped_data
 
     path = name if isinstance(name, Path) else shipped_data(name)
     if path is None or not path.exists():
-        raise FileNotFoundError(f"no shipped study {name!r} (looked in the package's data/ and the repository's "
+        if optional:
+            return None
+        raise FileNotFoundError(f"no shipped study {str(name)!r} (looked in the package's data/ and the repository's "
                                 "data/); its command is in the README's table of shipped results")
     return json.loads(path.read_text())
+
+
+def load_all(folder: str) -> list[dict]:
+    """Every shipped run in ``data/<folder>/`` (one JSON each, e.g. the long runs), sorted by file
+    name; empty when the folder is not shipped."""
+    from .cache import shipped_files
+
+    return [json.loads(p.read_text()) for p in shipped_files(folder)]
+
+
+def origin(doc: dict) -> str:
+    """Where a shipped study comes from, in one line: machine, torch, commit and command."""
+    return (f"{doc.get('hardware', '?')}, torch {doc.get('torch', '?')}, commit {str(doc.get('commit', '?'))[:10]}: "
+            f"`{doc.get('command', '?')}`")
+
+
+def group(doc: dict | list[dict], *fields: str, where: Callable[[dict], bool] | None = None) -> dict[Any, list[dict]]:
+    """A study's runs (or any rows) grouped by ``fields``, in the order they first appear: a key is
+    the field's value, or the tuple of values for several fields."""
+    rows = doc.get("runs", []) if isinstance(doc, dict) else doc
+    out: dict[Any, list[dict]] = {}
+    for r in rows:
+        if where is None or where(r):
+            key = tuple(r.get(f) for f in fields)
+            out.setdefault(key[0] if len(fields) == 1 else key, []).append(r)
+    return out
+
+
+def index(doc: dict | list[dict], *fields: str) -> dict[Any, dict]:
+    """A study's runs (or shipped run documents) by ``fields``, one run per key (a duplicate key
+    is an error that names it): ``index(load_all("pathstar_release"), "name", "seed")``."""
+    out: dict[Any, dict] = {}
+    for key, rows in group(doc, *fields).items():
+        if len(rows) > 1:
+            raise ValueError(f"{len(rows)} runs share {dict(zip(fields, key if len(fields) > 1 else (key,)))}")
+        out[key] = rows[0]
+    return out
 
 
 def table(name: str | Path, columns: list[str], where: Callable[[dict], bool] | None = None) -> list[list]:
     """The runs of a shipped study as rows of ``columns`` (a missing field is None), optionally
     filtered by ``where``: what a chapter shows as a table, in one call."""
     return [[r.get(c) for c in columns] for r in load(name).get("runs", []) if where is None or where(r)]
+
+
+def history(doc: dict):
+    """A shipped long run's curve (its ``rows``) as a :class:`geomlib.train.History`: its
+    ``first_step``, ``last`` and columns, as for a run trained in the chapter."""
+    from .train import History
+
+    return History(rows=doc["rows"])
