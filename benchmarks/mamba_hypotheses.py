@@ -1,6 +1,6 @@
 """Why did the book's first Mamba memorise every edge and training path, build a perfect geometry
 probe, and still not find held-out paths? One hypothesis at a time, from the `mamba_too`
-chapter's cell (`pathstar_mamba` cpu preset: d = 200 arms, l = 5, 2 x 128, the phase diagram's
+chapter's cell (`mamba_too` cpu preset: d = 200 arms, l = 5, 2 x 128, the phase diagram's
 recipe) with the reference-style block it first used, each run's held-out full path (final and best), n1, probe, training paths,
 steps and minutes written to ``data/mamba_hypotheses.json`` after every run, with the command,
 commit and machine. Runs go through the model cache, so an interrupted sweep continues.
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     names = args.only or list(VARIANTS)
     order = {v: i for i, v in enumerate(VARIANTS)}  # the table's rows in the order of VARIANTS
-    study = Study(args.out, "Mamba hypotheses on the mamba_too cell (pathstar_mamba cpu preset), one change at a time",
+    study = Study(args.out, "Mamba hypotheses on the mamba_too cell (the mamba_too cpu preset), one change at a time",
                   command_line("benchmarks/mamba_hypotheses.py", argv), key=lambda r: (r["variant"], r["seed"]),
                   order=lambda r: (order.get(r["variant"], len(order)), r["seed"]))
     for name in names:

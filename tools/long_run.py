@@ -14,7 +14,7 @@ Runs:
 * ``length``: the paper's path length l = 6 (and longer) at d = 500: the book's recipe, the
   book's recipe with one change, and the release recipe with its fastest lever at l = 5
   (``data/pathstar_length/``).
-* ``release``: the authors' release recipe (preset ``pathstar_release``, cpu scale) and an
+* ``release``: the authors' release recipe at the book's scale (``RELEASE_RECIPE["cpu"]``) and an
   ablation from it towards the book's recipe, one change at a time (``data/pathstar_release/``).
   Every ablation runs at most the release's own length (10,000 epochs) and stops once held-out
   full-path accuracy has been >= 0.9 at two evaluations in a row; a run that never gets there is

@@ -1,5 +1,6 @@
 """What the authors' release runs for each chapter, stated once, as the release's code sets it
-(``Shahriarnz14/Geometric_Memory``; see ``shared/paper-brief.md``, last section).
+(github.com/Shahriarnz14/Geometric_Memory: ``in_weights/`` for the path-star runs,
+``tiny_graphs_notebooks/`` for the tiny graphs).
 
 These are the objects every setup table compares a preset against. They are written here, value
 by value, and not built from the book's presets: a `paper` preset that uses one of them says so
