@@ -14,6 +14,7 @@ import time
 import torch
 
 from geomlib import models
+from geomlib.models import mamba
 from geomlib.recipes import stage_batches
 from geomlib.tasks import pathstar_task
 
@@ -45,7 +46,7 @@ def main() -> None:
               torch.randn(b, t, d_inner, requires_grad=True)]
         res = {}
         for name, compiled in (("eager", False), ("compiled", True)):
-            scan = models._scan(compiled)
+            scan = mamba._scan(compiled)
             res[name] = time_steps(lambda: scan(*xs).sum().backward(), args.steps)
         print(f"| selective scan fwd+bwd | ({b}, {t}) | {res['eager'][1]:.3f} | {res['compiled'][1]:.3f} | "
               f"{res['compiled'][0]:.0f} | {res['eager'][1] / res['compiled'][1]:.1f}x |")

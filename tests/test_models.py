@@ -4,6 +4,7 @@ import torch
 from geomlib import models, tasks
 from geomlib.evaluate import edge_recall, edge_scores, path_accuracy
 from geomlib.graphs import cycle
+from geomlib.models import mamba
 from geomlib.train import TrainConfig, train
 
 
@@ -104,8 +105,8 @@ def test_mamba_fast_paths_match_the_reference():
     for i in range(t):  # the recurrence, written out with explicit (b, d, n) tensors
         h = torch.exp(args[0][:, i, :, None] * args[1]) * h + args[0][:, i, :, None] * args[4][:, i, :, None] * args[2][:, i, None, :]
         ref[:, i] = torch.einsum("bdn,bn->bd", h, args[3][:, i])
-    assert torch.allclose(models.selective_scan(*args), ref, atol=1e-5)
-    assert torch.allclose(models._scan(True)(*args), ref, atol=1e-5)
+    assert torch.allclose(mamba.selective_scan(*args), ref, atol=1e-5)
+    assert torch.allclose(mamba._scan(True)(*args), ref, atol=1e-5)
     block = models.MambaBlock(models.MambaConfig(vocab_size=10, d_model=8))
     u = torch.randn(b, t, 16)
     conv = block.conv(u.transpose(1, 2))[..., :t].transpose(1, 2)
@@ -185,7 +186,7 @@ def test_a_compiled_scan_whose_backward_fails_falls_back(monkeypatch):
         def backward(ctx, grad):
             raise RuntimeError("the compiled backward failed")
 
-    monkeypatch.setattr(models, "_COMPILED", {})
+    monkeypatch.setattr(mamba, "_COMPILED", {})
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: (lambda *a: BrokenBackward.apply(fn(*a))))
     torch.manual_seed(0)
     model = models.Mamba(models.MambaConfig(vocab_size=12, d_model=16, compile_scan=True))

@@ -32,9 +32,10 @@ def library_fingerprint() -> str:
     code, while a reworded reason, a plot or a message reuses them."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for name in sorted(NUMERIC_MODULES):
-        path = root / f"{name}.py"
-        h.update(f"{name}.py".encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in sorted(NUMERIC_MODULES):  # a module, or a package's every module
+        files = [root / f"{name}.py"] if (root / f"{name}.py").exists() else sorted((root / name).glob("*.py"))
+        for path in files:
+            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 

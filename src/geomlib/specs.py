@@ -120,7 +120,7 @@ def plain(obj):
 # ----------------------------------------------------------------------------- models
 @dataclass(frozen=True)
 class GPT(Spec):
-    """The nanoGPT-style decoder (:class:`geomlib.models.GPT`); init std 0.02 unless stated."""
+    """The nanoGPT-style decoder (:class:`geomlib.models.gpt.GPT`); init std 0.02 unless stated."""
     n_layer: int
     n_head: int
     n_embd: int
@@ -140,7 +140,7 @@ class GPT(Spec):
 
 @dataclass(frozen=True)
 class Mamba(Spec):
-    """Selective state-space blocks (:class:`geomlib.models.Mamba`): state 16, conv 4, expand 2."""
+    """Selective state-space blocks (:class:`geomlib.models.mamba.Mamba`): state 16, conv 4, expand 2."""
     n_layer: int
     d_model: int
     residual: bool = True  # the release: no residual connection
@@ -152,7 +152,7 @@ class Mamba(Spec):
 
 @dataclass(frozen=True)
 class Linear(Spec):
-    """The linear net ``logits = E W E^T`` (:class:`geomlib.models.LinearNet`)."""
+    """The linear net ``logits = E W E^T`` (:class:`geomlib.models.shallow.LinearNet`)."""
     width: int
     init_std: float = 0.02  # E
     w_init_std: float | None = None  # W (None: init_std)
@@ -165,7 +165,7 @@ class Linear(Spec):
 
 @dataclass(frozen=True)
 class Node2Vec(Spec):
-    """1-hop Node2Vec, full softmax, tied (:class:`geomlib.models.Node2Vec`)."""
+    """1-hop Node2Vec, full softmax, tied (:class:`geomlib.models.shallow.Node2Vec`)."""
     dim: int = 100
     init_std: float = 0.02
     loss: str = "mean"  # "node_sum": the release's sum over source nodes of the mean over neighbours

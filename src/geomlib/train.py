@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm  # widget bars in notebooks, text bars in a terminal
 
-from .models import _check_tokens
+from .models import check_tokens
 from .precision import PRECISIONS, autocast_for, precision_label, record, resolve_precision
 from .tasks import IGNORE, Examples
 from .validate import check_int, check_seed
@@ -220,7 +220,7 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
     for k, v in streams.items():  # at the door, once: a model's forward skips this check while training on a GPU
         if vocab is not None:
-            _check_tokens(v.inputs, vocab, where=f"stream {k!r}: ")
+            check_tokens(v.inputs, vocab, where=f"stream {k!r}: ")
     samplers = {k: _Sampler(v, sizes.get(k), gen, device) for k, v in streams.items()}
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer in ("adamw", "adamw_fused"):
