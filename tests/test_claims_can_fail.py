@@ -48,15 +48,16 @@ BOOK = Path(__file__).resolve().parents[1] / "book"
 RNG = np.random.default_rng(0)
 
 
-def book_claim_ids() -> set[str]:
-    """Every claim id a chapter records: the string literals of the cells that check claims."""
-    ids = set()
+def book_claim_ids(by_chapter: bool = False):
+    """Every claim id a chapter records: the string literals of the cells that check claims (by
+    chapter: ``{chapter: ids}``)."""
+    found = {}
     for nb in BOOK.glob("*.ipynb"):
         for cell in json.loads(nb.read_text())["cells"]:
             src = "".join(cell["source"])
             if cell["cell_type"] == "code" and ("ch.check(" in src or "check_claim(" in src):
-                ids |= set(re.findall(r"[\"']([a-z_0-9]+\.[a-z_0-9]+)[\"']", src))
-    return ids
+                found.setdefault(nb.stem, set()).update(re.findall(r"[\"']([a-z_0-9]+\.[a-z_0-9]+)[\"']", src))
+    return found if by_chapter else set().union(*found.values())
 
 
 def random_embeddings(n: int, width: int = 64) -> np.ndarray:
@@ -130,75 +131,75 @@ def negative_cases(untrained) -> dict:
     return {
         # recall: an untrained memory whose answers are all equal recalls nothing (ties count as misses)
         **{cid: lambda: (constant_recall(), None) for cid in (
-            "assoc_vs_geo.recall_associative", "assoc_vs_geo.recall_geometric", "local.recall", "pressures.control_recall",
-            "spectral.recall", "linear.recall", "knobs.recall")},
+            "associative_vs_geometric.recall_associative", "associative_vs_geometric.recall_geometric", "geometry_from_local_supervision.recall", "unclear_why.control_recall",
+            "spectral_bias.recall", "linear_net.recall", "knobs.recall")},
         # unseen 2-hop structure: random embeddings have none
         **{cid: lambda: (random_two_hop(), None) for cid in (
-            "assoc_vs_geo.two_hop_geometric", "local.two_hop", "pressures.geometry_without_pressure")},
+            "associative_vs_geometric.two_hop_geometric", "geometry_from_local_supervision.two_hop", "unclear_why.geometry_without_pressure")},
         # an associative memory whose answers do rank 2-hop nodes first (a geometric memory's cosines)
-        "assoc_vs_geo.two_hop_associative": lambda: (np.mean([two_hop_auc(cosine_matrix(geometric(g)[0]), g)
+        "associative_vs_geometric.two_hop_associative": lambda: (np.mean([two_hop_auc(cosine_matrix(geometric(g)[0]), g)
                                                               for g in (cycle(15, 0), grid(4, 4, 0))]), None),
-        "assoc_vs_geo.pca_ring": lambda: (ring_order_fraction(random_embeddings(15), cycle(15, 0)), None),
+        "associative_vs_geometric.pca_ring": lambda: (ring_order_fraction(random_embeddings(15), cycle(15, 0)), None),
         # path-star: an untrained model
-        "pathstar.heldout_full_path": lambda: (gpt["test_full"], None),
-        "pathstar.heldout_n1_over_chance": lambda: (gpt["test_n1"] * d, None),
-        "hardest.heldout_n1": lambda: (gpt["test_n1_tf"], None),
-        "geometry.probe": lambda: (nearest_child_probe(random_embeddings(task.graph.num_nodes), task.graph,
+        "path_finding_from_memory.heldout_full_path": lambda: (gpt["test_full"], None),
+        "path_finding_from_memory.heldout_n1_over_chance": lambda: (gpt["test_n1"] * d, None),
+        "hardest_token.heldout_n1": lambda: (gpt["test_n1_tf"], None),
+        "geometry_explains.probe": lambda: (nearest_child_probe(random_embeddings(task.graph.num_nodes), task.graph,
                                                        task.test_arms), None),
-        "geometry.control_memorises": lambda: (gpt["edge_top1_neighbour"], None),
-        "geometry.control_fits": lambda: (gpt["train_full"], None),
+        "geometry_explains.control_memorises": lambda: (gpt["edge_top1_neighbour"], None),
+        "geometry_explains.control_fits": lambda: (gpt["train_full"], None),
         # a control that generalises to held-out leaves (as the free model does)
-        "geometry.control_chance": lambda: (1.0, 10 / d),
-        "mamba.heldout_n1_above_chance": lambda: (mamba["test_n1"] * d, None),
-        "mamba.heldout_full_path": lambda: (mamba["test_full"], None),
-        "mamba.geometry_probe": lambda: (mamba["probe"], None),
+        "geometry_explains.control_chance": lambda: (1.0, 10 / d),
+        "mamba_too.heldout_n1_above_chance": lambda: (mamba["test_n1"] * d, None),
+        "mamba_too.heldout_full_path": lambda: (mamba["test_full"], None),
+        "mamba_too.geometry_probe": lambda: (mamba["probe"], None),
         # an untrained Mamba's embedding table: no linear map fitted on training leaves finds held-out n1
-        "mamba.linear_geometry": lambda: (mamba["linear_probe_embeddings"], None),
+        "mamba_too.linear_geometry": lambda: (mamba["linear_probe_embeddings"], None),
         # in-context: an untrained model learns no later token; a model that solves n1 is not at chance
-        "incontext.later_tokens_learned": lambda: (flat_history(ic_later=0.02).last["ic_later"], None),
-        "incontext.n1_at_chance": lambda: (1.0, 1 / 2 + 0.1),
+        "path_finding_from_memory.incontext_later_tokens_learned": lambda: (flat_history(ic_later=0.02).last["ic_later"], None),
+        "path_finding_from_memory.incontext_n1_at_chance": lambda: (1.0, 1 / 2 + 0.1),
         # cascade: probes that never switch on; n1 switched on 600 steps after the training paths, or neither ever
-        "cascade.before_any_path": lambda: (readable_by(flat_history(probe_k1=0.1, probe_k2=0.0), ["probe_k1", "probe_k2"]),
+        "no_reverse_cascade.before_any_path": lambda: (readable_by(flat_history(probe_k1=0.1, probe_k2=0.0), ["probe_k1", "probe_k2"]),
                                             100),
-        "cascade.n1_no_lag": lambda: (max(
+        "no_reverse_cascade.n1_no_lag": lambda: (max(
             lag_steps(History(rows=[dict(step=s, train_full=float(s >= 400), test_n1=float(s >= 1000))
                                     for s in range(0, 1100, 100)]), "train_full", "test_n1", threshold=0.5),
             lag_steps(flat_history(train_full=0.0, test_n1=0.0), "train_full", "test_n1", threshold=0.5)), 100),
         # a reverse cascade: the leaf's parent switches on (greedy) 400 steps before n1
-        "cascade.parent_not_first": lambda: (lag_steps(History(rows=[
+        "no_reverse_cascade.parent_not_first": lambda: (lag_steps(History(rows=[
             dict(step=s, test_pos3=float(s >= 200), test_n1=float(s >= 600)) for s in range(0, 800, 100)]),
             "test_pos3", "test_n1", threshold=0.5), 100),
         # local supervision: a lookup's level stays near 0, never rises or settles; random contrast ~ 0
-        "local.peak_level": lambda: (flat_history(level=0.02)["level"].max(), None),
-        "local.settles": lambda: ((lambda lv: lv.max() - lv[-1])(np.array([0.0, 0.4, 0.8])), None),  # rises, stays
-        "local.forward_only": lambda: (np.mean([edge_contrast(random_embeddings(g.num_nodes), g)
+        "geometry_from_local_supervision.peak_level": lambda: (flat_history(level=0.02)["level"].max(), None),
+        "geometry_from_local_supervision.settles": lambda: ((lambda lv: lv.max() - lv[-1])(np.array([0.0, 0.4, 0.8])), None),  # rises, stays
+        "geometry_from_local_supervision.forward_only": lambda: (np.mean([edge_contrast(random_embeddings(g.num_nodes), g)
                                                 for g in tiny_graphs(0).values()]), None),
         # "it is unclear why": free embeddings that learned nothing, against the frozen control
-        "pressures.geometry_over_control": lambda: (min(
+        "unclear_why.geometry_over_control": lambda: (min(
             two_hop_auc(cosine_matrix(random_embeddings(g.num_nodes)), g)
             - two_hop_auc(cosine_matrix(random_embeddings(g.num_nodes)), g) for g in tiny_graphs(0).values()), None),
         # spectral bias: random embeddings; a large init leaves the linear regime
-        "spectral.top_share": lambda: (random_spectral("top_share"), None),
-        "spectral.cycle_circle": lambda: (random_spectral("cycle"), None),
-        "spectral.level": lambda: (random_spectral("level"), None),
-        "spectral.release_start_top_share": lambda: (random_spectral("top_share"), None),  # a table never trained
-        "spectral.release_start_level": lambda: (random_spectral("level"), None),
-        "spectral.eigenmap_angle": lambda: (np.degrees(principal_angles(random_embeddings(15), laplacian_eigenmap(
+        "spectral_bias.top_share": lambda: (random_spectral("top_share"), None),
+        "spectral_bias.cycle_circle": lambda: (random_spectral("cycle"), None),
+        "spectral_bias.level": lambda: (random_spectral("level"), None),
+        "spectral_bias.release_start_top_share": lambda: (random_spectral("top_share"), None),  # a table never trained
+        "spectral_bias.release_start_level": lambda: (random_spectral("level"), None),
+        "spectral_bias.eigenmap_angle": lambda: (np.degrees(principal_angles(random_embeddings(15), laplacian_eigenmap(
             cycle(15, 0), 2))).max(), None),
-        "spectral.large_graph": lambda: (
+        "spectral_bias.large_graph": lambda: (
             (lambda g: (lambda s: s["share"] / s["random_baseline"])(energy_share(random_embeddings(400), eigenpairs(g)[1],
                                                                                   10)))(grid(20, 20, 0)), None),
-        "spectral.linearisation": lambda: (linearisation_check(cycle(15, 0), 16, init_std=1.0, lr=1.0, steps=40)["rel_err"],
+        "spectral_bias.linearisation": lambda: (linearisation_check(cycle(15, 0), 16, init_std=1.0, lr=1.0, steps=40)["rel_err"],
                                            None),
         # the linear net: random embeddings use many directions; a lookup's margin sits in its noise band
-        "linear.few_directions": lambda: (participation_ratio(projection_profile(random_embeddings(15), eigenpairs(
+        "linear_net.few_directions": lambda: (participation_ratio(projection_profile(random_embeddings(15), eigenpairs(
             cycle(15, 0))[1], normalise=False)), 0.5 * participation_ratio(projection_profile(
                 random_embeddings(15), eigenpairs(cycle(15, 0))[1], normalise=False))),
-        "linear.exactly_two": lambda: (np.mean([participation_ratio(projection_profile(random_embeddings(15), eigenpairs(
+        "linear_net.exactly_two": lambda: (np.mean([participation_ratio(projection_profile(random_embeddings(15), eigenpairs(
             cycle(15, 0))[1], normalise=False)) <= 2.5 for _ in range(3)]), None),
-        "linear.margin_positive": lambda: (cycle_margin_z(lookup), None),
-        "linear.control_margin": lambda: (cycle_margin_z(geometric), None),
-        "linear.control_far_below": lambda: (cycle_margin_z(lookup) - cycle_margin_z(lookup), None),  # both lookups
+        "linear_net.margin_positive": lambda: (cycle_margin_z(lookup), None),
+        "linear_net.control_margin": lambda: (cycle_margin_z(geometric), None),
+        "linear_net.control_far_below": lambda: (cycle_margin_z(lookup) - cycle_margin_z(lookup), None),  # both lookups
         "knobs.large_lr": lambda: (np.mean([cycle_margin_z(lookup) > LOOKUP_BAND_Z for _ in range(2)]), None),
         "knobs.associative": lambda: (cycle_margin_z(geometric), None),
         **{cid: lambda: (cycle_margin_z(lookup), None) for cid in (
@@ -224,6 +225,12 @@ def test_every_book_claim_is_registered():
     assert not missing, f"claims recorded by the book but not in geomlib.claims.CHECKS: {missing}"
     extra = sorted(set(CHECKS) - ids)
     assert not extra, f"geomlib.claims.CHECKS lists claims no chapter records: {extra}"
+
+
+def test_a_claim_id_is_named_after_its_chapter():
+    wrong = {cid: chapter for chapter, ids in book_claim_ids(by_chapter=True).items() for cid in ids
+             if cid in CHECKS and not cid.startswith(chapter + ".")}
+    assert not wrong, f"claim ids not prefixed by the chapter that records them: {wrong}"
 
 
 def test_every_claim_has_a_negative_case(untrained_pathstar):
@@ -255,5 +262,5 @@ def test_check_claim_refuses_a_threshold_that_differs_from_the_registry(tmp_path
 
     monkeypatch.setenv("GEOMLIB_LEDGER", str(tmp_path / "ledger.json"))
     with pytest.raises(ValueError, match="differs from geomlib.claims.CHECKS"):
-        check_claim("pathstar.heldout_full_path", 0.95, ">=", 0.3, paper="p", description="d", chapter="c",
+        check_claim("path_finding_from_memory.heldout_full_path", 0.95, ">=", 0.3, paper="p", description="d", chapter="c",
                     preset="cpu", seed=0)

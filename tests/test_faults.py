@@ -721,11 +721,11 @@ def test_bad_robustness_paths_are_clean_errors(tmp_path, capsys, monkeypatch, ar
 # ----------------------------------------------------------------------------- 9. refused at the door
 @pytest.mark.parametrize("claim, measured, threshold, changes, error, message", [
     ("not.a.claim", 1.0, 0.5, {}, ValueError, "not in geomlib.claims.CHECKS"),
-    ("geometry.probe", "0.95", 0.9, {}, TypeError, "must be a real number, got '0.95'"),
-    ("geometry.probe", True, 0.9, {}, TypeError, "must be a real number, got True"),
-    ("incontext.n1_at_chance", 0.0, float("nan"), {}, ValueError, "finite threshold"),
-    ("geometry.probe", 0.95, 0.9, {"preset": "nope"}, ValueError, "preset 'nope' is not a preset"),
-    ("geometry.probe", 0.95, 0.9, {"seed": -1}, ValueError, r"seed.*\[0, 2\^32\)"),
+    ("geometry_explains.probe", "0.95", 0.9, {}, TypeError, "must be a real number, got '0.95'"),
+    ("geometry_explains.probe", True, 0.9, {}, TypeError, "must be a real number, got True"),
+    ("path_finding_from_memory.incontext_n1_at_chance", 0.0, float("nan"), {}, ValueError, "finite threshold"),
+    ("geometry_explains.probe", 0.95, 0.9, {"preset": "nope"}, ValueError, "preset 'nope' is not a preset"),
+    ("geometry_explains.probe", 0.95, 0.9, {"seed": -1}, ValueError, r"seed.*\[0, 2\^32\)"),
 ])
 def test_check_claim_records_only_registered_claims_and_real_numbers(tmp_path, monkeypatch, claim, measured,
                                                                       threshold, changes, error, message):
@@ -734,7 +734,7 @@ def test_check_claim_records_only_registered_claims_and_real_numbers(tmp_path, m
     with pytest.raises(error, match=message):
         check_claim(claim, measured, op, threshold, **{**COMMON, **changes})
     assert not (tmp_path / "ledger.json").exists()  # nothing recorded
-    check_claim("geometry.probe", torch.tensor(0.95), ">=", 0.9, **COMMON)  # a one-element tensor is a number
+    check_claim("geometry_explains.probe", torch.tensor(0.95), ">=", 0.9, **COMMON)  # a one-element tensor is a number
 
 
 @pytest.mark.parametrize("change, message", [

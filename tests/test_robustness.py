@@ -51,18 +51,18 @@ def test_every_run_is_labelled_with_a_precision_its_presets_can_give():
 def _headline_run(seed: int, series: str, value: float) -> dict:
     """One recorded robustness run of the headline claim (bf16 by default, forced fp32 otherwise)."""
     return {"chapter": "path_finding_from_memory", "seed": seed, "series": series,
-            "claims": {"pathstar.heldout_full_path": {"measured": value, "op": ">=", "threshold": 0.9, "status": "x",
+            "claims": {"path_finding_from_memory.heldout_full_path": {"measured": value, "op": ">=", "threshold": 0.9, "status": "x",
                                                       "precision": "bf16" if series == "default" else "fp32"}}}
 
 
 def test_summary_and_pass_rates(tmp_path):
     runs = {f"{s}{p}": _headline_run(s, p, v) for s, p, v in [(0, "default", 0.99), (1, "default", 0.95), (2, "default", 0.3),
                                                      (0, "fp32", 0.97)]}
-    summary = robustness.summarise(runs)["pathstar.heldout_full_path"]
+    summary = robustness.summarise(runs)["path_finding_from_memory.heldout_full_path"]
     assert (summary["min"], summary["median"], summary["max"]) == (0.3, 0.95, 0.99)
     path = tmp_path / "robustness.json"
-    path.write_text(json.dumps({"claims": {"pathstar.heldout_full_path": summary}}))
-    loaded = load_robustness(path)["pathstar.heldout_full_path"]  # statuses judged by today's CHECKS
+    path.write_text(json.dumps({"claims": {"path_finding_from_memory.heldout_full_path": summary}}))
+    loaded = load_robustness(path)["path_finding_from_memory.heldout_full_path"]  # statuses judged by today's CHECKS
     assert loaded["passed"] == 2 and seeds_text(loaded) == "2/3 seeds in bf16 (0.3 to 0.99); fp32 ✓"
     assert seeds_text(None) == "not run"
 
@@ -93,5 +93,5 @@ def test_several_forced_fp32_seeds_show_their_passes_and_range(tmp_path):
                                                      (1, "fp32", 0.93), (2, "fp32", 0.5)]}
     path = tmp_path / "robustness.json"
     path.write_text(json.dumps({"claims": robustness.summarise(runs)}))
-    loaded = load_robustness(path)["pathstar.heldout_full_path"]
+    loaded = load_robustness(path)["path_finding_from_memory.heldout_full_path"]
     assert seeds_text(loaded) == "2/2 seeds in bf16 (0.95 to 0.99); fp32 2/3 (0.5 to 0.97)"

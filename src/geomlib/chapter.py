@@ -52,7 +52,7 @@ class Chapter:
         ch = Chapter("path_finding_from_memory", preset, seed)
         cfg = ch.config                    # the chapter's typed preset (geomlib.presets)
         ch.setup_table()                   # where that preset departs from the authors' release
-        ch.check("pathstar.heldout_full_path", value, ">=", 0.85, paper=..., description=...)
+        ch.check("path_finding_from_memory.heldout_full_path", value, ">=", 0.85, paper=..., description=...)
         ch.verdict()
 
     A parameter papermill injected that the chapter does not declare (``-p sead 1``) is an error
