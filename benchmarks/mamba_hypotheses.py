@@ -58,13 +58,13 @@ def variant_config(name: str) -> PathStarRun:
 
 
 def summary(name: str, seed: int, cfg: PathStarRun, hist, minutes: float) -> dict:
-    full = hist["test_full"]
-    return dict(variant=name, why=VARIANTS[name][2], seed=seed, final_heldout_full=hist.last["test_full"],
-                best_heldout_full=float(full.max()), final_n1=hist.last["test_n1"], final_probe=hist.last["probe"],
-                final_train_full=hist.last["train_full"], steps=int(hist.last["step"]),
+    full = hist["heldout_full_path"]
+    return dict(variant=name, why=VARIANTS[name][2], seed=seed, heldout_full_path=hist.last["heldout_full_path"],
+                best_heldout_full_path=float(full.max()), heldout_n1=hist.last["heldout_n1"], probe=hist.last["probe"],
+                train_full_path=hist.last["train_full_path"], steps=int(hist.last["step"]),
                 train_minutes=round(hist.last["seconds"] / 60, 2), wall_minutes=round(minutes, 2),
                 model=plain(cfg.model), mixed_stage=plain(cfg.stages[1]),
-                curve=[[r["step"], r.get("test_full"), r.get("test_n1"), r.get("probe"), r.get("train_full")]
+                curve=[[r["step"], r.get("heldout_full_path"), r.get("heldout_n1"), r.get("probe"), r.get("train_full_path")]
                        for r in hist.rows])
 
 
@@ -85,9 +85,9 @@ def main(argv=None) -> int:
             start = time.time()
             _, _, hist = pathstar_run(cfg, seed, progress=False)
             r = study.add(summary(name, seed, cfg, hist, (time.time() - start) / 60))
-            print(f"{name:48s} seed {seed}: held-out full {r['final_heldout_full']:.3f} (best "
-                  f"{r['best_heldout_full']:.3f}), n1 {r['final_n1']:.3f}, probe {r['final_probe']:.2f}, "
-                  f"train {r['final_train_full']:.2f}, {r['train_minutes']:.1f} min", flush=True)
+            print(f"{name:48s} seed {seed}: held-out full {r['heldout_full_path']:.3f} (best "
+                  f"{r['best_heldout_full_path']:.3f}), n1 {r['heldout_n1']:.3f}, probe {r['probe']:.2f}, "
+                  f"train {r['train_full_path']:.2f}, {r['train_minutes']:.1f} min", flush=True)
     return 0
 
 

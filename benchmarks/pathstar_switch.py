@@ -76,19 +76,20 @@ def main() -> int:
 
     def log(row):
         print(f"[{row['seconds']:6.0f}s] step {row['step']:6d} " + " ".join(
-            f"{k}={row[k]:.3f}" for k in ("test_full", "test_n1", "probe", "train_full") if k in row), flush=True)
+            f"{k}={row[k]:.3f}" for k in ("heldout_full_path", "heldout_n1", "probe", "train_full_path") if k in row), flush=True)
 
     _, _, hist = timed_pathstar_run(cfg, args.seed, args.minutes * 60, on_eval=log, progress=False)
     rows = hist.rows
-    t90 = next((r["seconds"] for r in rows if r.get("test_full", 0) >= 0.9), None)
+    t90 = next((r["seconds"] for r in rows if r.get("heldout_full_path", 0) >= 0.9), None)
     study = Study(Path(__file__).parent / "results" / "pathstar_switch.json",
                   "the book's former path-star recipe (d = 500, l = 5) and its variants: seconds to held-out full path "
                   "0.9 on 2 cores, one variant and seed per run", command_line("benchmarks/pathstar_switch.py"),
                   key=lambda r: (r["variant"], r["seed"]))
     out = study.add(dict(variant=args.variant, seed=args.seed, config=plain(cfg), seconds_to_0_9=t90,
-                         best=max(r.get("test_full", 0) for r in rows), final=rows[-1].get("test_full"),
-                         curve=[[r["step"], r["seconds"], r.get("test_full"), r.get("test_n1"), r.get("probe"),
-                                 r.get("train_full")] for r in rows]))
+                         best_heldout_full_path=max(r.get("heldout_full_path", 0) for r in rows),
+                         heldout_full_path=rows[-1].get("heldout_full_path"),
+                         curve=[[r["step"], r["seconds"], r.get("heldout_full_path"), r.get("heldout_n1"), r.get("probe"),
+                                 r.get("train_full_path")] for r in rows]))
     print(json.dumps({k: v for k, v in out.items() if k not in ("curve", "config")}))
     return 0
 

@@ -141,17 +141,17 @@ def negative_cases(untrained) -> dict:
                                                               for g in (cycle(15, 0), grid(4, 4, 0))]), None),
         "associative_vs_geometric.pca_ring": lambda: (ring_order_fraction(random_embeddings(15), cycle(15, 0)), None),
         # path-star: an untrained model
-        "path_finding_from_memory.heldout_full_path": lambda: (gpt["test_full"], None),
-        "path_finding_from_memory.heldout_n1_over_chance": lambda: (gpt["test_n1"] * d, None),
-        "hardest_token.heldout_n1": lambda: (gpt["test_n1_tf"], None),
+        "path_finding_from_memory.heldout_full_path": lambda: (gpt["heldout_full_path"], None),
+        "path_finding_from_memory.heldout_n1_over_chance": lambda: (gpt["heldout_n1"] * d, None),
+        "hardest_token.heldout_n1": lambda: (gpt["heldout_n1_tf"], None),
         "geometry_explains.probe": lambda: (nearest_child_probe(random_embeddings(task.graph.num_nodes), task.graph,
                                                        task.test_arms), None),
         "geometry_explains.control_memorises": lambda: (gpt["edge_top1_neighbour"], None),
-        "geometry_explains.control_fits": lambda: (gpt["train_full"], None),
+        "geometry_explains.control_fits": lambda: (gpt["train_full_path"], None),
         # a control that generalises to held-out leaves (as the free model does)
         "geometry_explains.control_chance": lambda: (1.0, 10 / d),
-        "mamba_too.heldout_n1_above_chance": lambda: (mamba["test_n1"] * d, None),
-        "mamba_too.heldout_full_path": lambda: (mamba["test_full"], None),
+        "mamba_too.heldout_n1_above_chance": lambda: (mamba["heldout_n1"] * d, None),
+        "mamba_too.heldout_full_path": lambda: (mamba["heldout_full_path"], None),
         "mamba_too.geometry_probe": lambda: (mamba["probe"], None),
         # an untrained Mamba's embedding table: no linear map fitted on training leaves finds held-out n1
         "mamba_too.linear_geometry": lambda: (mamba["linear_probe_embeddings"], None),
@@ -162,13 +162,13 @@ def negative_cases(untrained) -> dict:
         "no_reverse_cascade.before_any_path": lambda: (readable_by(flat_history(probe_k1=0.1, probe_k2=0.0), ["probe_k1", "probe_k2"]),
                                             100),
         "no_reverse_cascade.n1_no_lag": lambda: (max(
-            lag_steps(History(rows=[dict(step=s, train_full=float(s >= 400), test_n1=float(s >= 1000))
-                                    for s in range(0, 1100, 100)]), "train_full", "test_n1", threshold=0.5),
-            lag_steps(flat_history(train_full=0.0, test_n1=0.0), "train_full", "test_n1", threshold=0.5)), 100),
+            lag_steps(History(rows=[dict(step=s, train_full_path=float(s >= 400), heldout_n1=float(s >= 1000))
+                                    for s in range(0, 1100, 100)]), "train_full_path", "heldout_n1", threshold=0.5),
+            lag_steps(flat_history(train_full_path=0.0, heldout_n1=0.0), "train_full_path", "heldout_n1", threshold=0.5)), 100),
         # a reverse cascade: the leaf's parent switches on (greedy) 400 steps before n1
         "no_reverse_cascade.parent_not_first": lambda: (lag_steps(History(rows=[
-            dict(step=s, test_pos3=float(s >= 200), test_n1=float(s >= 600)) for s in range(0, 800, 100)]),
-            "test_pos3", "test_n1", threshold=0.5), 100),
+            dict(step=s, heldout_pos3=float(s >= 200), heldout_n1=float(s >= 600)) for s in range(0, 800, 100)]),
+            "heldout_pos3", "heldout_n1", threshold=0.5), 100),
         # local supervision: a lookup's level stays near 0, never rises or settles; random contrast ~ 0
         "geometry_from_local_supervision.peak_level": lambda: (flat_history(level=0.02)["level"].max(), None),
         "geometry_from_local_supervision.settles": lambda: ((lambda lv: lv.max() - lv[-1])(np.array([0.0, 0.4, 0.8])), None),  # rises, stays

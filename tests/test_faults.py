@@ -687,7 +687,7 @@ def test_sweep_rows_of_other_code_are_left_out_and_reported(tmp_path, monkeypatc
     cells = {("arms d", 8): _long_tiny_run()}
     path = sweep._cell_file(tmp_path, "scaling", "arms d", 8, cells["arms d", 8], 0)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"axis": "arms d", "value": 8, "final": 1.0}))
+    path.write_text(json.dumps({"axis": "arms d", "value": 8, "heldout_full_path": 1.0}))
     assert sweep.collect(tmp_path, "scaling", cells, [0])["finished"] == 1
     monkeypatch.setattr(sweep, "library_fingerprint", lambda: "edited-source")
     doc = sweep.collect(tmp_path, "scaling", cells, [0])

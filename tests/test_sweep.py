@@ -25,7 +25,7 @@ def test_a_tiny_sweep_runs_locally_and_never_recomputes_a_finished_cell(tmp_path
     doc = run_sweep(_tiny_cells(), [0, 1], out, executor="local", parallel=2, timeout_min=5, command="test")
     assert doc["finished"] == doc["cells"] == 4
     assert {(r["value"], r["seed"]) for r in doc["rows"]} == {(4, 0), (4, 1), (6, 0), (6, 1)}
-    assert all(0.0 <= r["final"] <= 1.0 and r["d"] == r["value"] for r in doc["rows"])
+    assert all(0.0 <= r["heldout_full_path"] <= 1.0 and r["d"] == r["value"] for r in doc["rows"])
     assert json.loads((out / "scaling.json").read_text())["rows"] == doc["rows"]
     stamps = {p: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
     capsys.readouterr()

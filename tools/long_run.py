@@ -217,7 +217,7 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
                       "it is kept until this run passes it")
                 held_back["said"] = True
         else:
-            first = next((r for r in rows if r.get("test_full", 0.0) >= SWITCH), None)
+            first = next((r for r in rows if r.get("heldout_full_path", 0.0) >= SWITCH), None)
             status = ("finished" if finished else
                       f"capped at {cap_steps} steps (not within the cap; resumable: a larger --cap-steps continues it)"
                       if capped else "unfinished (resumable: run the command again to continue)")
@@ -245,7 +245,7 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
         return None
     publish(history, finished=True)
     last = history.last
-    print(f"{name} (seed {seed}): finished at step {last['step']}: held-out full path {last['test_full']:.3f}")
+    print(f"{name} (seed {seed}): finished at step {last['step']}: held-out full path {last['heldout_full_path']:.3f}")
     return last
 
 

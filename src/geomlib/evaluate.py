@@ -115,11 +115,11 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
                      probe: bool = True, max_paths: int = 4096, decode: str = "nodes"):
     """An ``evaluate`` callback for :func:`geomlib.train.train` on the path-star task.
 
-    Returns, on held-out leaves: greedy full-path and ``n1`` accuracy (``test_full``,
-    ``test_n1``) and ``n1`` accuracy with the root given (``test_n1_tf``, teacher-forced: what the
-    hardest-token recipe trains); every path position's accuracy, greedy (``test_pos{i}``, ``i = 0``
+    Returns, on held-out leaves: greedy full-path and ``n1`` accuracy (``heldout_full_path``,
+    ``heldout_n1``) and ``n1`` accuracy with the root given (``heldout_n1_tf``, teacher-forced: what the
+    hardest-token recipe trains); every path position's accuracy, greedy (``heldout_pos{i}``, ``i = 0``
     the root ... ``l - 1`` the leaf, as the release logs ``token_i``) and teacher-forced
-    (``test_tf_pos{i}``, the true previous tokens given); optionally the training paths' full-path accuracy, edge
+    (``heldout_tf_pos{i}``, the true previous tokens given); optionally the training paths' full-path accuracy, edge
     recall (top-1 is a true neighbour), and the geometry probes on held-out leaves: ``probe``
     (nearest child = own ``n1``) and ``probe_k{k}`` (own ``k``-hop ancestor nearest among its depth)."""
     from .geometry import ancestor_probe
@@ -131,14 +131,14 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
         if heldout:
             test = task.test_paths[:max_paths]
             acc = path_accuracy(model, test, task.vocab, decode=decode)
-            out.update(test_full=acc["full_path"], test_n1=acc["n1"])
+            out.update(heldout_full_path=acc["full_path"], heldout_n1=acc["n1"])
             tf = teacher_forced_accuracy(model, test)  # position 2 + i predicts path node i
-            out["test_n1_tf"] = float(tf[3])
-            out.update({f"test_pos{i}": acc[f"pos{i}"] for i in range(l)})
-            out.update({f"test_tf_pos{i}": float(tf[2 + i]) for i in range(l)})
+            out["heldout_n1_tf"] = float(tf[3])
+            out.update({f"heldout_pos{i}": acc[f"pos{i}"] for i in range(l)})
+            out.update({f"heldout_tf_pos{i}": float(tf[2 + i]) for i in range(l)})
         if train:
             acc = path_accuracy(model, task.train_paths[:max_paths], task.vocab, decode=decode)
-            out.update(train_full=acc["full_path"])
+            out.update(train_full_path=acc["full_path"])
         if edges:
             e = task.edges
             # one forward pass where it fits (the book's sizes); in chunks for a 10^5-edge graph

@@ -227,7 +227,7 @@ def _stop_rule(run: PathStarRun, on_eval=None, max_seconds: float | None = None)
             return True
         if run.stop_at is None:
             return False
-        streak["n"] = streak["n"] + 1 if row.get("test_full", 0.0) >= run.stop_at else 0
+        streak["n"] = streak["n"] + 1 if row.get("heldout_full_path", 0.0) >= run.stop_at else 0
         return streak["n"] >= run.stop_patience
     return stop
 

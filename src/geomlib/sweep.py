@@ -52,12 +52,13 @@ def phase_diagram_cells(cfg: Scaling) -> dict[tuple[str, object], PathStarRun]:
 
 
 def cell_row(axis: str, value, cfg: PathStarRun, hist) -> dict:
-    """One cell's result: final and best held-out full path, final ``n1``, the geometry probe at
-    the end of the edge stage, when the probe and ``n1`` first switched on, training seconds."""
+    """One cell's result: held-out full path at the end and at its best, held-out ``n1`` at the end,
+    the geometry probe at the end of the edge stage, when the probe and ``n1`` first switched on,
+    training seconds."""
     edge_end = cfg.stages[0].train.steps
-    return dict(axis=axis, value=value, d=cfg.d, l=cfg.l, final=hist.last["test_full"],
-                peak=max(hist["test_full"]), n1=hist.last["test_n1"], probe_edges=hist.at(edge_end)["probe"],
-                probe_first=hist.first_step("probe", 0.9), n1_first=hist.first_step("test_n1", 0.5),
+    return dict(axis=axis, value=value, d=cfg.d, l=cfg.l, heldout_full_path=hist.last["heldout_full_path"],
+                best_heldout_full_path=max(hist["heldout_full_path"]), heldout_n1=hist.last["heldout_n1"], probe_edges=hist.at(edge_end)["probe"],
+                probe_first=hist.first_step("probe", 0.9), n1_first=hist.first_step("heldout_n1", 0.5),
                 seconds=hist.last["seconds"])
 
 

@@ -145,7 +145,18 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
-        return cls(list(d["rows"]), dict(d.get("meta", {})))
+        """A history as stored (a cache entry, a checkpoint); rows written under the metrics' former
+        names (``test_full``, ``test_n1``, ``test_pos{i}``, ``train_full``, ...) are read under today's."""
+        return cls([{_renamed(k): v for k, v in r.items()} for r in d["rows"]], dict(d.get("meta", {})))
+
+
+def _renamed(key: str) -> str:
+    """A metric's name today: the held-out metrics were ``test_*``, the training paths' ``train_full``."""
+    if key == "train_full":
+        return "train_full_path"
+    if key == "test_full":
+        return "heldout_full_path"
+    return "heldout_" + key[5:] if key.startswith("test_") else key
 
 
 def note_precisions(history: History) -> History:
