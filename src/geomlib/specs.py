@@ -146,6 +146,7 @@ class Mamba(Spec):
     residual: bool = True  # the release: no residual connection
     final_norm: bool = True  # the release: no final LayerNorm
     release_init: bool = False  # the release: every Linear in a block N(0, 0.02), zero biases
+    freeze_embeddings: bool = False  # the associative control: token embeddings stay random
     kind: ClassVar[str] = "mamba"
     _bounds = {"n_layer": (1, None), "d_model": (1, None)}
 
