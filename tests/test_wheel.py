@@ -46,12 +46,12 @@ def test_the_wheel_works_from_a_fresh_environment_outside_the_repository(tmp_pat
                 cwd=outside).stdout.strip()
     assert int(runs) == len(list((ROOT / "data" / "pathstar_release").glob("*.json"))) > 0
 
-    # the path-finding chapter's seed-study figure, its own cell, drawn from the installed data
-    source = nbformat.read(ROOT / "book" / "path_finding_from_memory.ipynb", as_version=4)
+    # the Methods appendix's seed-study figure, its own cell, drawn from the installed data
+    source = nbformat.read(ROOT / "book" / "methods.ipynb", as_version=4)
     figure_cell = next(c for c in source.cells if c.cell_type == "code" and "pathstar_seed_study.json" in c.source)
     figure_nb = nbformat.v4.new_notebook()
     figure_nb.cells = [nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nimport numpy as np\n\n"
-                                                 "from geomlib import plots\n\nplots.style()"),
+                                                 "from geomlib import plots, studies\n\nplots.style()"),
                        nbformat.v4.new_code_cell(figure_cell.source)]
     nbformat.write(figure_nb, outside / "seed_study.ipynb")
     env = {"GEOMLIB_LEDGER": str(outside / "ledger.json"), "GEOMLIB_CACHE": str(outside / "cache"),
