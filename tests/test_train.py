@@ -120,8 +120,9 @@ def test_recipe_stages_and_cache(tmp_path, monkeypatch):
 
 
 def test_presets_are_typed_and_named_after_chapters():
-    from geomlib.presets import PRESETS, get_preset
     import sys
+
+    from geomlib.presets import PRESETS, get_preset
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
     import notebooks
     assert set(PRESETS) == set(notebooks.chapters())  # one preset per claim chapter, named after its notebook
