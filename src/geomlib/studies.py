@@ -55,7 +55,7 @@ def provenance(what: str, command: str | list[str], **extra: Any) -> dict:
 
 class Study:
     """A resumable study written to ``path``: its runs keyed by ``key(row)``; the rows already in
-    the file are kept, and a new command is added to the file's ``command``.
+    the file are kept, and a new command is added to the file's ``command``::
 
         study = Study(path, "what it measures", command_line("benchmarks/x.py", argv), key=lambda r: r["key"])
         for cell in cells:
