@@ -24,6 +24,9 @@ _REPORT_COLUMNS = (("claim", "26%"), ("chapter", "12%"), ("status", "10%"), ("me
                    ("over seeds", "17%"), ("paper", "18%"))
 
 
+_ROW_KEY = {"status": "badge", "over seeds": "seeds"}  # the columns whose cell is not the row's key of their name
+
+
 def _report_rows(ledger: dict[str, dict], spread: dict[str, dict]) -> list[dict]:
     """One dict per claim (sorted by chapter, then id) with every cell as plain text: the one
     source of both renderings."""
@@ -58,7 +61,7 @@ def _cell(column: str, r: dict, markup: str) -> str:
     if column == "chapter":
         return (f'<a href="{e(r["chapter"])}.html">{e(r["chapter"])}</a>' if markup == "html"
                 else f"[{r['chapter']}]({r['chapter']}.ipynb)")
-    return e({"status": r["badge"], "over seeds": r["seeds"]}.get(column) or r[column])
+    return e(r[_ROW_KEY.get(column, column)])
 
 
 def _render(ledger: dict[str, dict], spread: dict[str, dict], markup: str) -> str:

@@ -57,8 +57,9 @@ def cell_row(axis: str, value, cfg: PathStarRun, hist) -> dict:
     training seconds."""
     edge_end = cfg.stages[0].train.steps
     return dict(axis=axis, value=value, d=cfg.d, l=cfg.l, heldout_full_path=hist.last["heldout_full_path"],
-                best_heldout_full_path=max(hist["heldout_full_path"]), heldout_n1=hist.last["heldout_n1"], probe_edges=hist.at(edge_end)["probe"],
-                probe_first=hist.first_step("probe", 0.9), n1_first=hist.first_step("heldout_n1", 0.5),
+                best_heldout_full_path=max(hist["heldout_full_path"]), heldout_n1=hist.last["heldout_n1"],
+                probe_edges=hist.at(edge_end)["probe"], probe_first=hist.first_step("probe", 0.9),
+                n1_first=hist.first_step("heldout_n1", 0.5),
                 seconds=hist.last["seconds"])
 
 
@@ -86,7 +87,6 @@ def _cell_file(out: Path, name: str, axis: str, value, cfg: PathStarRun, seed: i
 
 def run_cell(axis: str, value, cfg: PathStarRun, seed: int, out: str, name: str = "scaling") -> dict:
     """Train one cell (through the model cache) and write its row; a job of :func:`run_sweep`."""
-
     from .recipes import pathstar_run
 
     path = _cell_file(Path(out), name, axis, value, cfg, seed)
@@ -167,8 +167,8 @@ def collect(out: Path | str, name: str, cells: dict, seeds, command: str = "") -
         print(f"sweep {name}: {len(other)} row file(s) in {out / 'cells'} come from other code, another torch or "
               "cells outside this sweep; they are left out of the collected rows")
     machines = sorted({r.get("hardware", "?") for r in rows})
-    doc = {**provenance(f"the {name} sweep: one row per cell and seed", command, name=name),
-           "hardware": ", ".join(machines) or "none", "host": platform.node(),
+    doc = {**provenance(f"the {name} sweep: one row per cell and seed", command, name=name,
+                        hardware=", ".join(machines) or "none"), "host": platform.node(),
            "written": time.strftime("%Y-%m-%d %H:%M:%S"), "cells": len(cells) * len(seeds), "finished": len(rows),
            "left_out": len(other), "rows": rows}
     write_json_atomic(out / f"{name}.json", doc)

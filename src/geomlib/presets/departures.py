@@ -78,12 +78,12 @@ def _join(path: str, name: str) -> str:
 
 def _reason(path: str, reasons: tuple) -> str | None:
     """The reason for the setting at ``path``: from the deepest spec on the way that names it
-    (relative to that spec: ``"train.lr"`` in a Stage at ``run.stages[mixed]``)."""
+    (relative to that spec: ``"train.lr"`` in a Stage at ``run.stages[mixed]``). Every spec on
+    ``reasons`` encloses ``path``, and a spec's settings are joined to it by a dot."""
     for prefix, why in reversed(reasons):
-        if not prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
-            rel = path[len(prefix):].lstrip(".") if prefix else path
-            if rel in why:
-                return why[rel]
+        rel = path[len(prefix) + 1:] if prefix else path
+        if rel in why:
+            return why[rel]
     return None
 
 
