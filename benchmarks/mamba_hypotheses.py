@@ -54,7 +54,10 @@ def variant_config(name: str) -> PathStarRun:
     # norm, dt in [1e-3, 0.1]); the chapter now uses the release's block, the winner below
     reference = Mamba(n_layer=cfg.model.n_layer, d_model=cfg.model.d_model)
     edges, mix = cfg.stages
-    return replace(cfg, model=replace(reference, **model), stages=(edges, replace(mix, train=replace(mix.train, **mixed))))
+    stage = {k: v for k, v in mixed.items() if k in ("path_fraction", "batch")}  # the rest are training values
+    train = {k: v for k, v in mixed.items() if k not in stage}
+    return replace(cfg, model=replace(reference, **model),
+                   stages=(edges, replace(mix, **stage, train=replace(mix.train, **train))))
 
 
 def summary(name: str, seed: int, cfg: PathStarRun, hist, minutes: float) -> dict:

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from geomlib import models
+from geomlib import models, specs
 from geomlib.models import mamba
 from geomlib.recipes import stage_batches
 from geomlib.tasks import pathstar_task
@@ -56,7 +56,8 @@ def main() -> None:
         batches = {k: v[torch.arange(min(len(v), sizes[k] or len(v)))] for k, v in streams.items()}
         res = {}
         for name, compiled in (("eager", False), ("compiled", True)):
-            m = models.build_model("mamba", vocab_size=task.vocab.size, n_layer=2, d_model=128, compile_scan=compiled)
+            m = models.build_model(specs.Mamba(n_layer=2, d_model=128), vocab_size=task.vocab.size,
+                               compile_scan=compiled)
             opt = torch.optim.AdamW(m.parameters(), 1e-3)
 
             def step():

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from geomlib import models, tasks
+from geomlib import models, specs, tasks
 from geomlib.precision import forced, native_bf16, precision_label
 from geomlib.recipes import stage_batches
 from geomlib.tasks import IGNORE
@@ -74,8 +74,8 @@ def naive_steps(task, steps: int, batch: int = 2048, frac: float = 0.25) -> floa
 
 def ours_steps(task, steps: int, bf16: bool, batch: int = 2048, frac: float = 0.25) -> float:
     torch.manual_seed(0)
-    m = models.build_model("gpt", vocab_size=task.vocab.size, block_size=task.train_paths.inputs.shape[1],
-                           n_layer=2, n_head=4, n_embd=128)
+    m = models.build_model(specs.GPT(n_layer=2, n_head=4, n_embd=128), vocab_size=task.vocab.size,
+                           block_size=task.train_paths.inputs.shape[1])
     streams, sizes = stage_batches(task, "mixed", batch, frac)
     train(m, streams, TrainConfig(steps=5, lr=2e-3, precision="bf16" if bf16 else "fp32", batch_size=sizes), progress=False)  # warm-up
     start = time.perf_counter()

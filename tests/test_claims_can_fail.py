@@ -31,6 +31,7 @@ from geomlib.geometry import (
 )
 from geomlib.graphs import cycle, grid, tiny_graphs
 from geomlib.models import build_model
+from geomlib.specs import GPT, Mamba
 from geomlib.spectral import (
     eigenpairs,
     energy_share,
@@ -87,10 +88,10 @@ def untrained_pathstar():
     """Metrics of untrained models on a small path-star task (what chance looks like)."""
     task = pathstar_task(20, 5, seed=0)
     out = {}
-    for kind, cfg in {"gpt": dict(n_layer=1, n_head=1, n_embd=16, block_size=task.train_paths.inputs.shape[1]),
-                      "mamba": dict(n_layer=1, d_model=16, compile_scan=False)}.items():
+    for kind, (spec, sizes) in {"gpt": (GPT(n_layer=1, n_head=1, n_embd=16), dict(block_size=task.train_paths.inputs.shape[1])),
+                                "mamba": (Mamba(n_layer=1, d_model=16), dict(compile_scan=False))}.items():
         torch.manual_seed(0)
-        model = build_model(kind, vocab_size=task.vocab.size, **cfg).eval()
+        model = build_model(spec, vocab_size=task.vocab.size, **sizes).eval()
         with torch.no_grad():
             out[kind] = pathstar_metrics(task, train=True, edges=True)(model)
         out[kind]["linear_probe_embeddings"] = hidden_probes(model, task)["layer0/leaf"]["linear"]

@@ -767,11 +767,12 @@ def test_a_bad_precision_variable_stops_the_book_before_anything_runs(tmp_path):
 
 def test_vocabulary_sizes_and_token_ranges_are_named():
     from geomlib.models import build_model
+    from geomlib.specs import GPT, Mamba
     for bad in (-5, 0, 2.5, True):
         with pytest.raises(ValueError, match="Vocab.num_nodes must be an integer >= 1"):
             Vocab(bad)
-    for kind, kw in (("gpt", dict(block_size=4, n_layer=1, n_head=1, n_embd=8)), ("mamba", dict(n_layer=1, d_model=8))):
-        model = build_model(kind, vocab_size=10, **kw)
+    for spec, kw in ((GPT(n_layer=1, n_head=1, n_embd=8), dict(block_size=4)), (Mamba(n_layer=1, d_model=8), {})):
+        model = build_model(spec, vocab_size=10, **kw)
         with pytest.raises(ValueError, match=r"token 12 is outside the model's vocabulary of size 10 \(tokens 0..9\)"):
             model(torch.tensor([[1, 12]]))
         with pytest.raises(ValueError, match="token -3 is outside"):

@@ -7,15 +7,16 @@ difference (a missing D, another dt, a shifted convolution) is of order 1."""
 import pytest
 import torch
 
-from geomlib.models import MambaBlock, MambaConfig
+from geomlib.models import MambaBlock
+from geomlib.specs import Mamba
 
 mambapy = pytest.importorskip("mambapy.mamba")
 
 
 def _pair(d_model=16, d_state=8, d_conv=4, expand=2, seed=0):
     torch.manual_seed(seed)
-    ours = MambaBlock(MambaConfig(vocab_size=10, d_model=d_model, d_state=d_state, d_conv=d_conv, expand=expand,
-                                  compile_scan=False)).double()
+    ours = MambaBlock(Mamba(n_layer=1, d_model=d_model, d_state=d_state, d_conv=d_conv, expand=expand),
+                      compile_scan=False).double()
     ours.norm = torch.nn.Identity()
     ref = {}
     for pscan in (False, True):

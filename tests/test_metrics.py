@@ -124,17 +124,18 @@ def test_hidden_probes_read_every_layer_and_agree_with_the_embedding_probe_at_th
 
     from geomlib.geometry import ancestor_probe, hidden_probes
     from geomlib.models import build_model
+    from geomlib.specs import GPT, Mamba
     from geomlib.tasks import pathstar_task
     task = pathstar_task(40, 4, seed=0)
-    for kind, kw in (("mamba", dict(n_layer=2, d_model=16, compile_scan=False)),
-                     ("gpt", dict(block_size=8, n_layer=2, n_head=2, n_embd=16))):
+    for spec, kw in ((Mamba(n_layer=2, d_model=16), dict(compile_scan=False)),
+                     (GPT(n_layer=2, n_head=2, n_embd=16), dict(block_size=8))):
         torch.manual_seed(0)
-        model = build_model(kind, vocab_size=task.vocab.size, **kw)
+        model = build_model(spec, vocab_size=task.vocab.size, **kw)
         probes = hidden_probes(model, task)
         assert list(probes) == [f"{layer}/{pos}" for layer in ("layer0", "layer1", "layer2", "final")
                                 for pos in ("leaf", "readout")]
         assert all(0.0 <= v <= 1.0 for p in probes.values() for v in p.values())
-        if kind == "mamba":
+        if spec.kind == "mamba":
             assert probes["layer0/leaf"]["embedding"] == ancestor_probe(model.token_embeddings(), task.graph, 2,
                                                                         task.test_arms)
         assert np.mean([p["embedding"] for p in probes.values()]) < 0.3  # untrained: near chance (1/40)

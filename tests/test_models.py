@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from geomlib import models, tasks
+from geomlib import models, specs, tasks
 from geomlib.evaluate import edge_recall, edge_scores, path_accuracy
 from geomlib.graphs import cycle
 from geomlib.models import mamba
@@ -21,9 +21,10 @@ def _fit(model, data, steps, lr=1e-2):
 @pytest.mark.parametrize("kind", ["gpt", "mamba"])
 def test_sequence_models_overfit_edges_and_paths(kind, star_task):
     t = star_task
-    extra = dict(block_size=16, n_layer=1, n_head=2, n_embd=32) if kind == "gpt" else dict(n_layer=1, d_model=32)
+    spec, extra = (specs.GPT(n_layer=1, n_head=2, n_embd=32), dict(block_size=16)) if kind == "gpt" else \
+        (specs.Mamba(n_layer=1, d_model=32), {})
     torch.manual_seed(0)
-    m = models.build_model(kind, vocab_size=t.vocab.size, **extra)
+    m = models.build_model(spec, vocab_size=t.vocab.size, **extra)
     _fit(m, {"edges": t.edges, "paths": t.train_paths}, 300)
     g = t.graph
     assert edge_recall(edge_scores(m, t.vocab), g, k="degree") == 1.0
@@ -43,37 +44,44 @@ def test_shallow_models_memorise_a_cycle(make):
 
 
 def test_logits_only_at_target_positions(star_task):
-    m = models.build_model("gpt", vocab_size=star_task.vocab.size, block_size=16, n_layer=1, n_head=1, n_embd=16)
+    m = models.build_model(specs.GPT(n_layer=1, n_head=1, n_embd=16), vocab_size=star_task.vocab.size, block_size=16)
     logits, loss = m(star_task.train_paths.inputs, star_task.train_paths.targets)
     assert logits.shape == (star_task.train_paths.num_targets, star_task.vocab.size) and loss.ndim == 0
     assert m(star_task.train_paths.inputs)[0].shape[:2] == star_task.train_paths.inputs.shape
 
 
 def test_frozen_embeddings_and_tying():
-    m = models.build_model("gpt", vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8, freeze_embeddings=True)
+    m = models.build_model(specs.GPT(n_layer=1, n_head=1, n_embd=8, freeze_embeddings=True), vocab_size=10, block_size=4)
     assert m.lm_head.weight is m.wte.weight and not m.wte.weight.requires_grad
     assert models.count_parameters(m) < models.count_parameters(m, trainable_only=False)
-    untied = models.build_model("gpt", vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8, tied=False)
+    untied = models.build_model(specs.GPT(n_layer=1, n_head=1, n_embd=8, tied=False), vocab_size=10, block_size=4)
     assert untied.lm_head.weight is not untied.wte.weight
-    big = models.build_model("gpt", vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=64, emb_init_std=1.0)
+    big = models.build_model(specs.GPT(n_layer=1, n_head=1, n_embd=64, emb_init_std=1.0), vocab_size=10, block_size=4)
     assert 0.8 < big.wte.weight.std().item() < 1.2
 
 
 def test_bad_model_configs_raise():
-    with pytest.raises(ValueError, match="divisible"):
-        models.build_model("gpt", vocab_size=10, block_size=4, n_embd=10, n_head=3)
-    with pytest.raises(ValueError, match="unknown model kind"):
-        models.build_model("lstm", vocab_size=10)
-    with pytest.raises(ValueError, match="bad gpt config"):
-        models.build_model("gpt", vocab_size=10, block_size=4, n_heads=2)
-    m = models.build_model("gpt", vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=8)
+    with pytest.raises(ValueError, match="multiple of n_head"):
+        specs.GPT(n_layer=1, n_embd=10, n_head=3)
+    with pytest.raises(TypeError, match="n_heads"):
+        specs.GPT(n_layer=1, n_heads=2, n_embd=8)
+    with pytest.raises(TypeError, match="takes a model spec"):
+        models.build_model("gpt", vocab_size=10)
+    gpt = specs.GPT(n_layer=1, n_head=1, n_embd=8)
+    with pytest.raises(TypeError, match="sizes vocab_size, block_size; got vocab_size"):
+        models.build_model(gpt, vocab_size=10)
+    with pytest.raises(ValueError, match="vocab_size must be an int >= 1, got 0"):
+        models.build_model(gpt, vocab_size=0, block_size=4)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        specs.GPT(n_layer=1, n_head=1, n_embd=8, dropout=1.5)
+    m = models.build_model(gpt, vocab_size=10, block_size=4)
     with pytest.raises(ValueError, match="block_size"):
         m(torch.zeros(1, 5, dtype=torch.long))
 
 
 def test_mamba_is_causal():
     torch.manual_seed(0)
-    m = models.build_model("mamba", vocab_size=12, n_layer=2, d_model=16)
+    m = models.build_model(specs.Mamba(n_layer=2, d_model=16), vocab_size=12)
     x = torch.randint(0, 12, (2, 7))
     y = x.clone()
     y[:, 5:] = (y[:, 5:] + 1) % 12
@@ -83,7 +91,7 @@ def test_mamba_is_causal():
 
 def test_cpu_attention_matches_sdpa():
     torch.manual_seed(0)
-    m = models.build_model("gpt", vocab_size=20, block_size=8, n_layer=2, n_head=2, n_embd=16).eval()
+    m = models.build_model(specs.GPT(n_layer=2, n_head=2, n_embd=16), vocab_size=20, block_size=8).eval()
     x = torch.randint(0, 20, (3, 8))
     ours = m(x)[0]
     attn = m.h[0].attn
@@ -107,21 +115,21 @@ def test_mamba_fast_paths_match_the_reference():
         ref[:, i] = torch.einsum("bdn,bn->bd", h, args[3][:, i])
     assert torch.allclose(mamba.selective_scan(*args), ref, atol=1e-5)
     assert torch.allclose(mamba._scan(True)(*args), ref, atol=1e-5)
-    block = models.MambaBlock(models.MambaConfig(vocab_size=10, d_model=8))
+    block = models.MambaBlock(specs.Mamba(n_layer=1, d_model=8))
     u = torch.randn(b, t, 16)
     conv = block.conv(u.transpose(1, 2))[..., :t].transpose(1, 2)
     assert torch.allclose(block._causal_conv(u), conv, atol=1e-5)
 
 
 def test_mamba_release_variants_are_options_with_the_books_block_as_default():
-    from geomlib.models import Mamba, MambaConfig
+    from geomlib.models import Mamba
     from geomlib.tasks import Examples
     from geomlib.train import TrainConfig, train
 
     torch.manual_seed(0)
-    book = Mamba(MambaConfig(vocab_size=12, d_model=16, compile_scan=False))
-    release = Mamba(MambaConfig(vocab_size=12, d_model=16, compile_scan=False, residual=False, final_norm=False,
-                                release_init=True, no_decay_ssm=True))
+    book = Mamba(specs.Mamba(n_layer=2, d_model=16), vocab_size=12, compile_scan=False)
+    release = Mamba(specs.Mamba(n_layer=2, d_model=16, residual=False, final_norm=False, release_init=True,
+                                no_decay_ssm=True), vocab_size=12, compile_scan=False)
     assert isinstance(release.norm_f, torch.nn.Identity) and isinstance(book.norm_f, torch.nn.LayerNorm)
     block = release.layers[0]
     assert torch.all(block.dt_proj.bias == 0)  # dt = softplus(0) = 0.69 in every channel
@@ -157,14 +165,14 @@ def test_node2vec_node_sum_loss_is_the_release_objective():
 
 
 # ----------------------------------------------------------------------------- the GPU path, checked on the CPU
-@pytest.mark.parametrize("kind, kw", [("gpt", dict(block_size=8, n_layer=2, n_head=2, n_embd=16)),
-                                      ("mamba", dict(n_layer=2, d_model=16, compile_scan=False))])
-def test_decoding_computes_the_head_only_where_it_reads_it(kind, kw):
+@pytest.mark.parametrize("spec, kw", [(specs.GPT(n_layer=2, n_head=2, n_embd=16), dict(block_size=8)),
+                                      (specs.Mamba(n_layer=2, d_model=16), dict(compile_scan=False))])
+def test_decoding_computes_the_head_only_where_it_reads_it(spec, kw):
     """Greedy decoding and edge scores apply the head at the last position only (at the paper's
     scale the full forward made B x T x 50,006 logits per step), with the same result."""
     from geomlib.evaluate import greedy_decode
     torch.manual_seed(0)
-    model = models.build_model(kind, vocab_size=23, **kw).eval()
+    model = models.build_model(spec, vocab_size=23, **kw).eval()
     idx = torch.randint(0, 23, (64, 5))
     with torch.no_grad():
         assert torch.allclose(model.next_logits(idx), model(idx)[0][:, -1], atol=1e-6)
@@ -189,14 +197,32 @@ def test_a_compiled_scan_whose_backward_fails_falls_back(monkeypatch):
     monkeypatch.setattr(mamba, "_COMPILED", {})
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: (lambda *a: BrokenBackward.apply(fn(*a))))
     torch.manual_seed(0)
-    model = models.Mamba(models.MambaConfig(vocab_size=12, d_model=16, compile_scan=True))
+    model = models.Mamba(specs.Mamba(n_layer=2, d_model=16), vocab_size=12, compile_scan=True)
     idx = torch.randint(0, 12, (4, 6))
     with pytest.warns(RuntimeWarning, match="uncompiled scan"):
         loss = model(idx, idx)[1]
     loss.backward()  # no escape
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    plain = models.Mamba(models.MambaConfig(vocab_size=12, d_model=16, compile_scan=False))
+    plain = models.Mamba(specs.Mamba(n_layer=2, d_model=16), vocab_size=12, compile_scan=False)
     plain.load_state_dict(model.state_dict())
     plain(idx, idx)[1].backward()
     assert all(torch.allclose(a, p.grad) for a, p in zip(grads, plain.parameters()))
+
+
+def test_every_mamba_hypothesis_is_a_spec_the_models_build(monkeypatch):
+    """The hypothesis runs of 'Mamba too?' (benchmarks/mamba_hypotheses.py) name model settings and
+    stage settings by keyword; each variant must be a valid spec (two were not: ``no_decay_ssm``
+    lived only in the model's former config class, ``path_fraction`` was passed to the trainer)."""
+    from pathlib import Path
+
+    from geomlib.specs import plain
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import mamba_hypotheses as mh
+    for name in mh.VARIANTS:
+        run = mh.variant_config(name)
+        models.build_model(run.model, vocab_size=30, compile_scan=False)
+        assert plain(run.model)["kind"] == "mamba"
+    assert plain(mh.variant_config("no decay on SSM parameters").model)["no_decay_ssm"] is True
+    assert "no_decay_ssm" not in plain(mh.variant_config("baseline").model)  # keyed when set
+    assert mh.variant_config("natural path share").stages[1].path_fraction is None

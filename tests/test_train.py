@@ -5,14 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from geomlib import cache, models, tasks
+from geomlib import cache, models, specs, tasks
 from geomlib.train import History, TrainConfig, lr_at, train
 
 
 def _run(seed=0, steps=30):
     t = tasks.pathstar_task(6, 4, seed=0)
     torch.manual_seed(seed)
-    m = models.build_model("gpt", vocab_size=t.vocab.size, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    m = models.build_model(specs.GPT(n_layer=1, n_head=2, n_embd=16), vocab_size=t.vocab.size, block_size=8)
     h = train(m, {"edges": t.edges, "paths": t.train_paths},
               TrainConfig(steps=steps, lr=1e-2, eval_every=10, seed=seed, batch_size={"edges": 8, "paths": 2}),
               evaluate=lambda m: {"one": 1.0}, progress=False)
@@ -28,7 +28,7 @@ def test_determinism_same_seed_same_losses():
 
 def test_history_rows_and_early_stop():
     t = tasks.pathstar_task(3, 3, seed=0)
-    m = models.build_model("gpt", vocab_size=t.vocab.size, block_size=8, n_layer=1, n_head=1, n_embd=8)
+    m = models.build_model(specs.GPT(n_layer=1, n_head=1, n_embd=8), vocab_size=t.vocab.size, block_size=8)
     h = train(m, t.edges, TrainConfig(steps=100, lr=1e-2, eval_every=5), evaluate=lambda m: {"x": 1.0},
               stop=lambda row: row["step"] >= 15, progress=False)
     assert h["step"].tolist() == [0, 5, 10, 15] and h.first_step("x", 1.0) == 0
@@ -52,7 +52,7 @@ def test_bad_train_config(bad):
 
 def test_bad_batch_stream_name():
     t = tasks.pathstar_task(3, 3, seed=0)
-    m = models.build_model("gpt", vocab_size=t.vocab.size, block_size=8, n_layer=1, n_head=1, n_embd=8)
+    m = models.build_model(specs.GPT(n_layer=1, n_head=1, n_embd=8), vocab_size=t.vocab.size, block_size=8)
     with pytest.raises(ValueError, match="not in the data"):
         train(m, {"edges": t.edges}, TrainConfig(steps=1, batch_size={"paths": 4}), progress=False)
 
@@ -180,8 +180,8 @@ def test_a_recipe_resumed_from_its_checkpoint_ends_exactly_as_an_uninterrupted_r
 
     def run(checkpoint=None, on_checkpoint=None):
         set_seed(0)
-        model = models.build_model("gpt", vocab_size=task.vocab.size, block_size=task.train_paths.inputs.shape[1],
-                                   n_layer=1, n_head=2, n_embd=16, dropout=0.1)
+        model = models.build_model(specs.GPT(n_layer=1, n_head=2, n_embd=16, dropout=0.1), vocab_size=task.vocab.size,
+                                   block_size=task.train_paths.inputs.shape[1])
         hist = run_recipe(model, task, stages, seed=0, precision="fp32", eval_every=2, progress=False,
                           evaluate=pathstar_metrics(task, probe=False), checkpoint=checkpoint,
                           on_checkpoint=on_checkpoint)

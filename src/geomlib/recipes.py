@@ -31,7 +31,7 @@ from .fileio import write_torch_atomic
 from .graphs import Graph
 from .models import build_model
 from .precision import precision_label
-from .specs import EdgeRecipe, InContextRun, PathStarRun, Stage, model_kwargs, plain
+from .specs import EdgeRecipe, InContextRun, PathStarRun, Stage, plain
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
 from .train import History, default_device, note_precisions, set_seed, train
 
@@ -192,11 +192,9 @@ def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: tuple[Stage, 
 def build_pathstar(run: PathStarRun, seed: int = 0) -> tuple[PathStarTask, torch.nn.Module]:
     """The task (graph, vocabulary, edge and path examples) and the untrained model of ``run``."""
     task = pathstar_task(run.d, run.l, seed=seed, hardest_token=run.hardest_token, self_edges=run.self_edges)
-    kind, kwargs = model_kwargs(run.model)
-    if kind == "gpt":
-        kwargs["block_size"] = task.train_paths.inputs.shape[1]
+    sizes = {"block_size": task.train_paths.inputs.shape[1]} if run.model.kind == "gpt" else {}
     set_seed(seed)
-    return task, build_model(kind, vocab_size=task.vocab.size, **kwargs).to(default_device())
+    return task, build_model(run.model, vocab_size=task.vocab.size, **sizes).to(default_device())
 
 
 def train_pathstar(model: torch.nn.Module, task: PathStarTask, run: PathStarRun, seed: int = 0, *, stop=None,
@@ -315,12 +313,11 @@ def edge_run(graph: Graph, recipe: EdgeRecipe, seed: int = 0, *, directions: str
         raise TypeError(f"edge_run takes a geomlib.specs.EdgeRecipe, got {type(recipe).__name__}")
     vocab = Vocab(graph.num_nodes)
     data = edge_examples(graph, vocab, directions, self_edges)
-    kind, model = model_kwargs(recipe.model)
+    kind = recipe.model.kind
+    sizes = ({"num_nodes": graph.num_nodes} if kind in ("linear", "node2vec")
+             else {"vocab_size": vocab.size, **({"block_size": 2} if kind == "gpt" else {})})
     set_seed(seed)
-    if kind in ("linear", "node2vec"):
-        net = build_model(kind, num_nodes=graph.num_nodes, **model)
-    else:
-        net = build_model(kind, vocab_size=vocab.size, **({"block_size": 2} if kind == "gpt" else {}), **model)
+    net = build_model(recipe.model, **sizes)
     net = net.to(default_device())
     cfg = replace(recipe.train, eval_every=eval_every, seed=seed)
     hist = train(net, data, cfg, evaluate=edge_metrics(graph, vocab, k, directions=directions), progress=progress,
@@ -394,9 +391,8 @@ def incontext_run(run: InContextRun, seed: int = 0, *, progress=None, retrain: b
         full = ((preds == test.targets) | (test.targets == IGNORE)).all(1).float().mean().item()
         return {"ic_n1": float(acc[n1]), "ic_later": float(np.nanmean(acc[n1 + 1:])), "ic_full": full}
 
-    kind, model_cfg = model_kwargs(run.model)
     set_seed(seed)
-    model = build_model(kind, vocab_size=task.vocab.size, block_size=task.seq_len, **model_cfg).to(default_device())
+    model = build_model(run.model, vocab_size=task.vocab.size, block_size=task.seq_len).to(default_device())
 
     def fit(m):
         tc = replace(run.train, eval_every=run.eval_every, seed=seed)

@@ -18,6 +18,13 @@ A setting inside a part is named from the spec that holds the reason (``"train.l
 :class:`Stage`). ``why`` is not a value: it is left out of :func:`plain` (so of every cache key),
 of comparisons and of the models built; ``replace`` carries it over, so a variant that changes a
 value gives that value's new reason with it (``why=spec.why | {...}``).
+
+**One spec per model.** :class:`GPT`, :class:`Mamba`, :class:`Linear` and :class:`Node2Vec` are
+the whole of a model's settings: :func:`geomlib.models.build_model` builds the network from the
+spec and the task's sizes, and no second config class repeats them. A setting that no preset has
+ever changed from its default (dropout, biases, tied head, base init scale; Mamba's state size,
+convolution width, expansion) is *keyed when set*: :func:`plain` leaves it out while it holds its
+default, so that stating it here kept every cache key and every shipped run's identity.
 """
 from __future__ import annotations
 
@@ -30,9 +37,9 @@ from typing import Any, ClassVar, Union
 
 from .evaluate import DECODES
 from .precision import PRECISIONS
-from .train import TrainConfig
+from .validate import check_int, check_seed
 
-__all__ = ["Spec", "plain", "values", "GPT", "Mamba", "Linear", "Node2Vec", "Model", "model_kwargs", "EdgeRecipe", "Stage",
+__all__ = ["Spec", "plain", "values", "GPT", "Mamba", "Linear", "Node2Vec", "Model", "keyed_when_set", "EdgeRecipe", "Stage",
            "PathStarRun", "InContextRun", "TrainConfig"]
 
 
@@ -103,11 +110,21 @@ def values(obj) -> list:
     return [f for f in fields(obj) if f.name != "why"]
 
 
+def keyed_when_set(default):
+    """A spec field that :func:`plain` leaves out while it holds ``default``."""
+    return field(default=default, metadata={"plain": "when set"})
+
+
+def _in_plain(f, value) -> bool:
+    return not (f.metadata.get("plain") == "when set" and value == f.default)
+
+
 def plain(obj):
     """A preset (or any part of one) as JSON-able data: what cache keys and shipped results hold.
-    A dataclass becomes its values (not its reasons), with the model kind for a model."""
+    A dataclass becomes its values (not its reasons; a field keyed when set only when set), with the
+    model kind for a model."""
     if is_dataclass(obj) and not isinstance(obj, type):
-        out = {f.name: plain(getattr(obj, f.name)) for f in values(obj)}
+        out = {f.name: plain(getattr(obj, f.name)) for f in values(obj) if _in_plain(f, getattr(obj, f.name))}
         kind = getattr(type(obj), "kind", None)
         return {"kind": kind, **out} if isinstance(kind, str) else out
     if isinstance(obj, (tuple, list)):
@@ -120,17 +137,23 @@ def plain(obj):
 # ----------------------------------------------------------------------------- models
 @dataclass(frozen=True)
 class GPT(Spec):
-    """The nanoGPT-style decoder (:class:`geomlib.models.gpt.GPT`); init std 0.02 unless stated."""
+    """The nanoGPT-style decoder (:class:`geomlib.models.gpt.GPT`): learned positions,
+    pre-LayerNorm blocks, a tied head."""
     n_layer: int
     n_head: int
     n_embd: int
-    emb_init_std: float | None = None  # token embeddings (None: 0.02)
-    pos_init_std: float | None = None  # positional embeddings (None: 0.02; the release: 1.0)
-    scaled_residual_init: bool = True  # GPT-2's scaled residual init (the release's never fires)
+    emb_init_std: float | None = None  # token embeddings (None: init_std)
+    pos_init_std: float | None = None  # positional embeddings (None: init_std; the release: 1.0)
+    scaled_residual_init: bool = True  # GPT-2's init_std / sqrt(2 n_layer) on residual projections
+    # (the release's version of it never fires: False is the release)
     freeze_embeddings: bool = False  # the associative control: token embeddings stay random
+    init_std: float = keyed_when_set(0.02)  # every other Linear and Embedding: N(0, init_std)
+    dropout: float = keyed_when_set(0.0)
+    bias: bool = keyed_when_set(True)  # biases in the Linears and LayerNorms
+    tied: bool = keyed_when_set(True)  # the output head is the token embedding table
     kind: ClassVar[str] = "gpt"
     _bounds = {"n_layer": (1, None), "n_head": (1, None), "n_embd": (1, None), "emb_init_std": (0.0, None),
-               "pos_init_std": (0.0, None)}
+               "pos_init_std": (0.0, None), "init_std": (0.0, None), "dropout": (0.0, 0.99)}
 
     def __post_init__(self):
         super().__post_init__()
@@ -140,15 +163,23 @@ class GPT(Spec):
 
 @dataclass(frozen=True)
 class Mamba(Spec):
-    """Selective state-space blocks (:class:`geomlib.models.mamba.Mamba`): state 16, conv 4, expand 2."""
+    """Selective state-space blocks (:class:`geomlib.models.mamba.Mamba`), tied embeddings, no
+    positions; the release's block variants are options."""
     n_layer: int
     d_model: int
-    residual: bool = True  # the release: no residual connection
-    final_norm: bool = True  # the release: no final LayerNorm
-    release_init: bool = False  # the release: every Linear in a block N(0, 0.02), zero biases
+    residual: bool = True  # x + mixer(norm(x)); the release: mixer(norm(x)), no residual connection
+    final_norm: bool = True  # a LayerNorm before the head; the release has none
+    release_init: bool = False  # the release: every Linear in a block N(0, init_std), zero biases (dt = softplus(0))
     freeze_embeddings: bool = False  # the associative control: token embeddings stay random
+    no_decay_ssm: bool = keyed_when_set(False)  # no weight decay on A_log, D, the conv and biases (reference Mamba)
+    d_state: int = keyed_when_set(16)
+    d_conv: int = keyed_when_set(4)
+    expand: int = keyed_when_set(2)
+    init_std: float = keyed_when_set(0.02)  # token embeddings and head
+    tied: bool = keyed_when_set(True)
     kind: ClassVar[str] = "mamba"
-    _bounds = {"n_layer": (1, None), "d_model": (1, None)}
+    _bounds = {"n_layer": (1, None), "d_model": (1, None), "d_state": (1, None), "d_conv": (1, None),
+               "expand": (1, None), "init_std": (0.0, None)}
 
 
 @dataclass(frozen=True)
@@ -177,9 +208,65 @@ class Node2Vec(Spec):
 Model = Union[GPT, Mamba, Linear, Node2Vec]
 
 
-def model_kwargs(model: Model) -> tuple[str, dict]:
-    """``(kind, constructor arguments)`` for :func:`geomlib.models.build_model`."""
-    return model.kind, {f.name: getattr(model, f.name) for f in values(model)}
+# ----------------------------------------------------------------------------- training
+@dataclass
+class TrainConfig:
+    """How a run trains (one stage): the optimiser, its schedule, the precision, the batch size of
+    each example stream, how often to evaluate; read by :func:`geomlib.train.train`. A plain
+    (mutable) dataclass whose values are checked on construction."""
+    steps: int
+    lr: float = 1e-3
+    schedule: str = "cosine"  # "cosine" (warmup, then cosine to lr * final_lr_ratio), "constant", or
+    # "wsd" (warmup, stable at lr, then cosine to lr * final_lr_ratio over the last decay_fraction)
+    warmup: int = 0
+    final_lr_ratio: float = 0.1
+    decay_fraction: float = 0.3
+    # "adamw"; "adamw_fused" (the same update in PyTorch's fused kernel: faster on a big matrix,
+    # rounding differs in the last bits); or "sgd" (plain gradient descent, no momentum)
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    decay_all: bool = False  # weight decay on every parameter (biases and norms too), as the release;
+    # default: matrices only
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float | None = 1.0
+    precision: str = "fp32"  # "fp32", "bf16" (bf16 autocast) or "auto" (bf16 where the hardware runs it
+    # natively, else fp32: see resolve_precision)
+    batch_size: dict[str, int | None] | int | None = None  # per stream; None = full batch
+    eval_every: int = 0  # 0: evaluate only at the start and the end
+    seed: int = 0
+
+    def __post_init__(self):
+        self.steps = check_int("steps", self.steps, 0)
+        self.warmup = check_int("warmup", self.warmup, 0)
+        self.eval_every = check_int("eval_every", self.eval_every, 0)
+        self.seed = check_seed(self.seed, "seed (of a training stage)")
+        for name in ("lr", "final_lr_ratio", "decay_fraction", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.final_lr_ratio < 0:
+            raise ValueError(f"final_lr_ratio must be >= 0, got {self.final_lr_ratio}")
+        if self.grad_clip is not None and (isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float))
+                                           or not math.isfinite(self.grad_clip) or self.grad_clip <= 0):
+            raise ValueError(f"grad_clip must be None (no clipping) or a finite number > 0, got {self.grad_clip!r}")
+        if len(tuple(self.betas)) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool)
+                                                  and 0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.schedule not in ("cosine", "constant", "wsd"):
+            raise ValueError(f"schedule must be 'cosine', 'constant' or 'wsd', got {self.schedule!r}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.optimizer not in ("adamw", "adamw_fused", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw', 'adamw_fused' or 'sgd', got {self.optimizer!r}")
+        self.betas = tuple(self.betas)
 
 
 # ----------------------------------------------------------------------------- runs

@@ -20,68 +20,12 @@ import torch
 from tqdm.auto import tqdm  # widget bars in notebooks, text bars in a terminal
 
 from .models import check_tokens
-from .precision import PRECISIONS, autocast_for, precision_label, record, resolve_precision
+from .precision import autocast_for, precision_label, record, resolve_precision
+from .specs import TrainConfig  # the training values of a run (a spec); imported here for the trainer
 from .tasks import IGNORE, Examples
-from .validate import check_int, check_seed
+from .validate import check_seed
 
-__all__ = ["TrainConfig", "History", "set_seed", "default_device", "train", "lr_at", "note_precisions"]
-
-@dataclass
-class TrainConfig:
-    steps: int
-    lr: float = 1e-3
-    schedule: str = "cosine"  # "cosine" (warmup, then cosine to lr * final_lr_ratio), "constant", or
-    # "wsd" (warmup, stable at lr, then cosine to lr * final_lr_ratio over the last decay_fraction)
-    warmup: int = 0
-    final_lr_ratio: float = 0.1
-    decay_fraction: float = 0.3
-    # "adamw"; "adamw_fused" (the same update in PyTorch's fused kernel: faster on a big matrix,
-    # rounding differs in the last bits); or "sgd" (plain gradient descent, no momentum)
-    optimizer: str = "adamw"
-    weight_decay: float = 0.0
-    decay_all: bool = False  # weight decay on every parameter (biases and norms too), as the release;
-    # default: matrices only
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float | None = 1.0
-    precision: str = "fp32"  # "fp32", "bf16" (bf16 autocast) or "auto" (bf16 where the hardware runs it
-    # natively, else fp32: see resolve_precision)
-    batch_size: dict[str, int | None] | int | None = None  # per stream; None = full batch
-    eval_every: int = 0  # 0: evaluate only at the start and the end
-    seed: int = 0
-
-    def __post_init__(self):
-        self.steps = check_int("steps", self.steps, 0)
-        self.warmup = check_int("warmup", self.warmup, 0)
-        self.eval_every = check_int("eval_every", self.eval_every, 0)
-        self.seed = check_seed(self.seed, "seed (of a training stage)")
-        for name in ("lr", "final_lr_ratio", "decay_fraction", "weight_decay"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.final_lr_ratio < 0:
-            raise ValueError(f"final_lr_ratio must be >= 0, got {self.final_lr_ratio}")
-        if self.grad_clip is not None and (isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float))
-                                           or not math.isfinite(self.grad_clip) or self.grad_clip <= 0):
-            raise ValueError(f"grad_clip must be None (no clipping) or a finite number > 0, got {self.grad_clip!r}")
-        if len(tuple(self.betas)) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool)
-                                                  and 0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        if self.schedule not in ("cosine", "constant", "wsd"):
-            raise ValueError(f"schedule must be 'cosine', 'constant' or 'wsd', got {self.schedule!r}")
-        if not 0.0 < self.decay_fraction <= 1.0:
-            raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.optimizer not in ("adamw", "adamw_fused", "sgd"):
-            raise ValueError(f"optimizer must be 'adamw', 'adamw_fused' or 'sgd', got {self.optimizer!r}")
-        self.betas = tuple(self.betas)
-
+__all__ = ["History", "set_seed", "default_device", "train", "lr_at", "note_precisions"]
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
     if cfg.warmup and step < cfg.warmup:
@@ -228,7 +172,7 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    vocab = getattr(model, "vocab_size", None)
     for k, v in streams.items():  # at the door, once: a model's forward skips this check while training on a GPU
         if vocab is not None:
             check_tokens(v.inputs, vocab, where=f"stream {k!r}: ")

@@ -10,21 +10,26 @@ over the vocabulary dominates the cost on CPU).
 * :class:`~geomlib.models.shallow.LinearNet`: ``logits = E W E^T``; ``freeze_embeddings=True`` is the associative control.
 * :class:`~geomlib.models.shallow.Node2Vec`: 1-hop, tied, full softmax: ``P(v | u) = softmax_v(<E_u, E_v>)``.
 
+Each is built from its spec in :mod:`geomlib.specs` (the one place a model's settings are written)
+and the task's sizes: ``build_model(specs.GPT(n_layer=2, n_head=4, n_embd=128), vocab_size=...,
+block_size=...)``.
+
 The two shallow models (LinearNet, Node2Vec) read only the token at each target position: they
 have no context, the query node *is* the input.
 """
 from __future__ import annotations
 
+from dataclasses import fields
+
 import torch.nn as nn
 
 from .base import Decoder, check_tokens
-from .gpt import GPT, GPTConfig
-from .mamba import Mamba, MambaBlock, MambaConfig
+from .gpt import GPT
+from .mamba import Mamba, MambaBlock
 from .shallow import LinearNet, Node2Vec, node2vec_loss
 
-__all__ = ["GPTConfig", "GPT", "MambaConfig", "Mamba", "LinearNet", "Node2Vec", "build_model", "count_parameters"]
-__all__ = ["Decoder", "GPTConfig", "GPT", "MambaConfig", "MambaBlock", "Mamba", "LinearNet", "Node2Vec",
-           "node2vec_loss", "build_model", "count_parameters", "check_tokens"]
+__all__ = ["Decoder", "GPT", "MambaBlock", "Mamba", "LinearNet", "Node2Vec", "node2vec_loss", "build_model",
+           "count_parameters", "check_tokens"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -38,20 +43,26 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return total
 
 
-_MODELS = {"gpt": (GPT, GPTConfig), "mamba": (Mamba, MambaConfig)}
-_SHALLOW = {"linear": LinearNet, "node2vec": Node2Vec}
+_NETWORKS = {"gpt": GPT, "mamba": Mamba, "linear": LinearNet, "node2vec": Node2Vec}
+_SIZES = {"gpt": ("vocab_size", "block_size"), "mamba": ("vocab_size",), "linear": ("num_nodes",),
+          "node2vec": ("num_nodes",)}
 
 
-def build_model(kind: str, **config) -> nn.Module:
-    """Build a model from a plain dict (as stored in presets and caches): ``"gpt"`` and
-    ``"mamba"`` take their config fields; ``"linear"`` and ``"node2vec"`` take ``num_nodes`` and
-    their constructor arguments."""
-    try:
-        if kind in _SHALLOW:
-            return _SHALLOW[kind](**config)
-        if kind in _MODELS:
-            cls, cfg_cls = _MODELS[kind]
-            return cls(cfg_cls(**config))
-    except TypeError as e:
-        raise ValueError(f"bad {kind} config: {e}") from None
-    raise ValueError(f"unknown model kind {kind!r}; choose from {sorted(_MODELS) + sorted(_SHALLOW)}")
+def build_model(spec, compile_scan: bool = True, **sizes: int) -> nn.Module:
+    """The untrained network of a model spec (:class:`geomlib.specs.GPT`, ``Mamba``, ``Linear`` or
+    ``Node2Vec``) for a task of the given sizes: ``vocab_size`` and ``block_size`` for the GPT,
+    ``vocab_size`` for the Mamba, ``num_nodes`` for the shallow models. ``compile_scan``: the
+    Mamba's scan runs compiled where it can (how it runs, not what it computes)."""
+    kind = getattr(type(spec), "kind", None)
+    if kind not in _NETWORKS:
+        raise TypeError(f"build_model takes a model spec from geomlib.specs (one of {sorted(_NETWORKS)}), got "
+                        f"{type(spec).__name__}")
+    needed = _SIZES[kind]
+    if set(sizes) != set(needed):
+        raise TypeError(f"a {kind} model is built with the task's sizes {', '.join(needed)}; got "
+                        f"{', '.join(sorted(sizes)) or 'none'}")
+    if kind == "gpt":
+        return GPT(spec, **sizes)
+    if kind == "mamba":
+        return Mamba(spec, **sizes, compile_scan=compile_scan)
+    return _NETWORKS[kind](**sizes, **{f.name: getattr(spec, f.name) for f in fields(spec) if f.name != "why"})

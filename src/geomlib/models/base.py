@@ -42,6 +42,14 @@ def check_tokens(idx: torch.Tensor, vocab_size: int, where: str = "") -> None:
                          f"0..{vocab_size - 1}); build the model with the task's vocab.size")
 
 
+def check_sizes(**sizes: int) -> tuple[int, ...]:
+    """The task's sizes a model is built with (``vocab_size``, ``block_size``), each an int >= 1."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return tuple(sizes.values())
+
+
 class Decoder(nn.Module):
     """What the GPT and the Mamba share: token embeddings ``wte`` (whose rows are the node
     embeddings the geometry metrics read), a stack of blocks, a final norm, the output head."""
@@ -57,7 +65,7 @@ class Decoder(nn.Module):
         embeddings, plus positions for the GPT), each block's output, and the final norm's (what
         the head reads). ``check``: refuse a token outside the vocabulary first."""
         if check:
-            check_tokens(idx, self.config.vocab_size)
+            check_tokens(idx, self.vocab_size)
         blocks, norm = self._stack()
         x = self._embed(idx)
         out = [x]

@@ -2,44 +2,22 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Decoder
+from .base import Decoder, check_sizes
 
-__all__ = ["GPTConfig", "GPT"]
+if TYPE_CHECKING:
+    from .. import specs
 
-
-@dataclass
-class GPTConfig:
-    vocab_size: int
-    block_size: int
-    n_layer: int = 2
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
-    tied: bool = True
-    freeze_embeddings: bool = False  # the associative control: token embeddings stay random
-    init_std: float = 0.02
-    emb_init_std: float | None = None  # token-embedding init scale (default: init_std)
-    pos_init_std: float | None = None  # positional-embedding init scale (default: init_std; the release: 1.0)
-    scaled_residual_init: bool = True  # GPT-2's init_std / sqrt(2 n_layer) for residual projections
-    # (the release's version of it never fires: False is the release)
-    bias: bool = True
-
-    def __post_init__(self):
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+__all__ = ["GPT"]
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, cfg: specs.GPT):
         super().__init__()
         self.n_head = cfg.n_head
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
@@ -61,7 +39,7 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, cfg: specs.GPT):
         super().__init__()
         self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
         self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
@@ -72,7 +50,7 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, cfg: specs.GPT):
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg)
@@ -88,15 +66,16 @@ class GPT(Decoder):
     """A nanoGPT-style decoder: learned positions, pre-LayerNorm blocks, tied token embeddings
     (``wte``, whose rows are the node embeddings the geometry metrics read)."""
 
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, cfg: specs.GPT, vocab_size: int, block_size: int):
         super().__init__()
-        self.config = cfg
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.spec = cfg
+        self.vocab_size, self.block_size = check_sizes(vocab_size=vocab_size, block_size=block_size)
+        self.wte = nn.Embedding(vocab_size, cfg.n_embd)
+        self.wpe = nn.Embedding(block_size, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head = nn.Linear(cfg.n_embd, vocab_size, bias=False)
         self.apply(self._init)
         if cfg.scaled_residual_init:
             for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
@@ -112,14 +91,14 @@ class GPT(Decoder):
 
     def _init(self, m):
         if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, 0.0, self.config.init_std)
+            nn.init.normal_(m.weight, 0.0, self.spec.init_std)
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
     def _embed(self, idx: torch.Tensor) -> torch.Tensor:
         t = idx.shape[1]
-        if t > self.config.block_size:
-            raise ValueError(f"sequence length {t} exceeds block_size {self.config.block_size}")
+        if t > self.block_size:
+            raise ValueError(f"sequence length {t} exceeds block_size {self.block_size}")
         return self.drop(self.wte(idx) + self.wpe(torch.arange(t, device=idx.device)))
 
     def _stack(self) -> tuple[nn.ModuleList, nn.Module]:

@@ -1,54 +1,32 @@
 """Mamba: selective state-space blocks in pure torch (a sequential scan, compiled where it can be),
-tied embeddings, no positions; the release's block variants are options of its config."""
+tied embeddings, no positions; the release's block variants are options of its spec (:class:`geomlib.specs.Mamba`)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Decoder
+from .base import Decoder, check_sizes
 
-__all__ = ["MambaConfig", "MambaBlock", "Mamba", "selective_scan"]
+if TYPE_CHECKING:
+    from .. import specs
 
-
-@dataclass
-class MambaConfig:
-    vocab_size: int
-    n_layer: int = 2
-    d_model: int = 128
-    d_state: int = 16
-    d_conv: int = 4
-    expand: int = 2
-    tied: bool = True
-    freeze_embeddings: bool = False
-    init_std: float = 0.02
-    block_size: int = 4096  # unused by the model (no positions); kept for a shared interface
-    compile_scan: bool = True  # torch.compile the selective scan (falls back to eager, with a warning)
-    # Variants of the authors' release (Mamba hypotheses; the defaults are the book's block):
-    residual: bool = True  # x + mixer(norm(x)); the release applies mixer(norm(x)) with no residual
-    final_norm: bool = True  # a LayerNorm before the output head; the release has none
-    release_init: bool = False  # every Linear in a block N(0, init_std), zero biases (dt = softplus(0))
-    no_decay_ssm: bool = False  # no weight decay on A_log, D, the conv and biases (reference Mamba)
-
-    def __post_init__(self):
-        for name in ("vocab_size", "n_layer", "d_model", "d_state", "d_conv", "expand"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+__all__ = ["MambaBlock", "Mamba", "selective_scan"]
 
 
 class MambaBlock(nn.Module):
     """Selective SSM block (Gu & Dao 2023): in-proj, causal depthwise conv, input-dependent
     (delta, B, C), diagonal state update ``h_t = exp(delta A) h_{t-1} + delta B x_t``, gated output."""
 
-    def __init__(self, cfg: MambaConfig):
+    def __init__(self, cfg: specs.Mamba, compile_scan: bool = True):
         super().__init__()
         d_inner = cfg.expand * cfg.d_model
         self.dt_rank = math.ceil(cfg.d_model / 16)
         self.d_state = cfg.d_state
-        self.compile_scan = cfg.compile_scan
+        self.compile_scan = compile_scan
         self.norm = nn.LayerNorm(cfg.d_model)
         self.in_proj = nn.Linear(cfg.d_model, 2 * d_inner, bias=False)
         self.conv = nn.Conv1d(d_inner, d_inner, cfg.d_conv, groups=d_inner, padding=cfg.d_conv - 1)
@@ -143,13 +121,16 @@ class Mamba(Decoder):
     """A stack of selective state-space blocks (pure torch) with tied token embeddings and no
     positional embeddings."""
 
-    def __init__(self, cfg: MambaConfig):
+    def __init__(self, cfg: specs.Mamba, vocab_size: int, compile_scan: bool = True):
+        """``compile_scan``: torch.compile the selective scan (falls back to eager, with a warning);
+        how the scan runs, not what it computes, so not part of the spec."""
         super().__init__()
-        self.config = cfg
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.layers = nn.ModuleList(MambaBlock(cfg) for _ in range(cfg.n_layer))
+        self.spec = cfg
+        (self.vocab_size,) = check_sizes(vocab_size=vocab_size)
+        self.wte = nn.Embedding(vocab_size, cfg.d_model)
+        self.layers = nn.ModuleList(MambaBlock(cfg, compile_scan) for _ in range(cfg.n_layer))
         self.norm_f = nn.LayerNorm(cfg.d_model) if cfg.final_norm else nn.Identity()
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.lm_head = nn.Linear(cfg.d_model, vocab_size, bias=False)
         nn.init.normal_(self.wte.weight, 0.0, cfg.init_std)
         nn.init.normal_(self.lm_head.weight, 0.0, cfg.init_std)
         if cfg.tied:

@@ -38,7 +38,6 @@ from ..specs import (
     PathStarRun,
     Stage,
     TrainConfig,
-    model_kwargs,
     plain,
 )
 from . import beyond, pathstar, tiny_graphs
@@ -48,7 +47,7 @@ from .pathstar import PATHSTAR_CPU, PATHSTAR_L5_CPU, PATHSTAR_L6_CPU, RELEASE_RE
 from .tiny_graphs import ASSOCIATIVE_CONTROL, TINY_TRANSFORMER
 
 __all__ = ["PRESETS", "RELEASE", "FORMATS", "get_preset", "preset_names", "setup_table", "is_release", "departures",
-           "Departure", "SetupTable", "plain", "model_kwargs", "GPT", "Mamba", "Linear", "Node2Vec", "EdgeRecipe",
+           "Departure", "SetupTable", "plain", "GPT", "Mamba", "Linear", "Node2Vec", "EdgeRecipe",
            "Stage", "PathStarRun", "InContextRun", "TrainConfig", "Scaling", "Interventions", "RELEASE_RECIPE",
            "PATHSTAR_CPU", "PATHSTAR_L5_CPU", "PATHSTAR_L6_CPU", "TINY_TRANSFORMER", "ASSOCIATIVE_CONTROL"]
 
