@@ -4,6 +4,9 @@ without self-edges, under its release recipe (E and W N(0, 0.02), AdamW lr 1e-2 
 beside it the associative control (E frozen) under the same recipe, the lookup whose margins the
 linear net's are compared with.
 
+Beside them, the release's own narrower, shorter net on the path-star, the grid and the irregular
+graph (``geomlib.presets.release.LINEAR_NET_BY_GRAPH``; on the cycle it is the wide net).
+
 Per run: participation ratio of the projection profile (effective number of eigen-directions),
 the two eigen-directions carrying the most mass (1 = top, N-1 = most negative), the geometric
 margin, its z-score against lookups with the same answers, skewed top-1, edge recall.
@@ -32,18 +35,26 @@ from geomlib.evaluate import edge_recall
 from geomlib.geometry import geometric_margin, margin_z
 from geomlib.graphs import tiny_graphs
 from geomlib.precision import forced
-from geomlib.presets import RELEASE, plain
+from geomlib.presets import RELEASE, plain, release
 from geomlib.recipes import edge_run
 from geomlib.spectral import eigenpairs, participation_ratio, projection_profile
 from geomlib.studies import Study, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "precision.json"
-NETS = {"linear net": RELEASE["linear_net"].recipe, "associative control": RELEASE["linear_net"].control}
+# name -> recipe, or graph -> recipe: the release trains a narrower, shorter net on every graph but the
+# cycle (where it is the wide net above, so that row is the linear net's own)
+NETS = {"linear net": RELEASE["linear_net"].recipe, "associative control": RELEASE["linear_net"].control,
+        "release's per-graph net": {g: r for g, r in release.LINEAR_NET_BY_GRAPH.items() if g != "cycle"}}
 
 
-def measure(graph, net: str, precision: str, self_edges: bool, seed: int) -> dict:
+def recipe_of(net: str, graph: str):
+    """The recipe of ``net`` on ``graph`` (None: this net is not run there)."""
     recipe = NETS[net]
+    return recipe.get(graph) if isinstance(recipe, dict) else recipe
+
+
+def measure(graph, recipe, precision: str, self_edges: bool, seed: int) -> dict:
     recipe = replace(recipe, train=replace(recipe.train, precision=precision))
     start = time.perf_counter()
     m, h = edge_run(graph, recipe, seed, self_edges=self_edges, k="degree", eval_every=0, progress=False)
@@ -63,6 +74,7 @@ def main(argv=None) -> int:
     ap.add_argument("--graphs", nargs="+", default=list(graphs), choices=list(graphs))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    ap.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (tiny matmuls: 1 is fastest)")
     ap.add_argument("--merge", type=Path, nargs="*", default=[], help="fold these files' runs into --out, then exit")
@@ -73,7 +85,7 @@ def main(argv=None) -> int:
         return 2
     what = ("the wide linear net (release recipe) and its associative control on the tiny graphs, with and without "
             "self-edges, fp32 vs bf16 autocast, 5 seeds")
-    fields = dict(flush_denormal=True, recipes={k: plain(v) for k, v in NETS.items()})
+    fields = dict(flush_denormal=True, recipes={k: plain(v) for k, v in NETS.items()})  # plain() maps a dict too
     if args.merge:
         study = Study(args.out, what, command_line("benchmarks/precision.py", argv), **fields)
         for part in args.merge:
@@ -91,13 +103,15 @@ def main(argv=None) -> int:
     for name in args.graphs:
         for self_edges in (False, True):
             for precision in args.precisions:
-                for net in NETS:
+                for net in args.nets:
+                    if recipe_of(net, name) is None:
+                        continue
                     for seed in args.seeds:
                         key = f"{name}|{'self' if self_edges else 'plain'}|{precision}|{net}|{seed}"
                         if key in study:
                             continue
                         graph = tiny_graphs(seed)[name]
-                        r = measure(graph, net, precision, self_edges, seed)
+                        r = measure(graph, recipe_of(net, name), precision, self_edges, seed)
                         study.add(dict(key=key, graph=name, self_edges=self_edges, precision=precision, net=net,
                                        seed=seed, **r))
                         print(f"{key:55s} PR {r['pr']:5.2f} top {r['top_directions']} margin {r['margin']:+7.2f} "

@@ -13,7 +13,8 @@ from dataclasses import replace
 
 from ..specs import GPT, EdgeRecipe, InContextRun, Linear, Mamba, Node2Vec, PathStarRun, Stage, TrainConfig
 
-__all__ = ["PATHSTAR", "PATHSTAR_AT_BOOK_SCALE", "INCONTEXT", "TINY_TRANSFORMER", "LINEAR_NET", "ASSOCIATIVE",
+__all__ = ["PATHSTAR", "PATHSTAR_AT_BOOK_SCALE", "INCONTEXT", "TINY_TRANSFORMER", "TINY_TRANSFORMER_EPOCHS",
+           "TINY_TRANSFORMER_BY_GRAPH", "LINEAR_NET", "LINEAR_NET_BY_GRAPH", "ASSOCIATIVE",
            "NODE2VEC", "WIDE_TRANSFORMER", "MAMBA", "knob"]
 
 # ----------------------------------------------------------------------------- path-star (in weights)
@@ -51,10 +52,25 @@ INCONTEXT = InContextRun(d=5, l=5, num_labels=50, num_train=200_000, num_test=50
 # ----------------------------------------------------------------------------- tiny graphs
 # The 1-layer, 1-head, width-32 Transformer: positional embeddings N(0, 1), no residual scaling;
 # AdamW lr 1e-2 cosine to 1e-3, betas (0.9, 0.999), no weight decay, no clipping, 2,500 full-batch
-# epochs, bf16 autocast.
+# epochs (the longest of its per-graph runs, below), bf16 autocast.
 TINY_TRANSFORMER = EdgeRecipe(GPT(n_layer=1, n_head=1, n_embd=32, **_RELEASE_GPT),
                               TrainConfig(steps=2500, lr=1e-2, final_lr_ratio=0.1, weight_decay=0.0, betas=(0.9, 0.999),
                                           grad_clip=None, precision="bf16"))
+# Per graph, its length and width, from the release's saved run manifests: full-batch epochs with every
+# edge both ways / forward only (path-star 500 / 500, grid 500 / 1,000, cycle 700 / 700, irregular
+# 2,500 / 2,000), width 32 except the forward-only irregular run (48). Keyed "<graph>, <directions>"
+# by the names of geomlib.graphs.tiny_graphs.
+TINY_TRANSFORMER_EPOCHS = {"path-star": (500, 500), "grid": (500, 1000), "cycle": (700, 700), "irregular": (2500, 2000)}
+
+
+def _tiny_transformer(graph: str, directions: str) -> EdgeRecipe:
+    steps = TINY_TRANSFORMER_EPOCHS[graph][directions == "forward"]
+    width = 48 if (graph, directions) == ("irregular", "forward") else 32
+    return EdgeRecipe(replace(TINY_TRANSFORMER.model, n_embd=width), replace(TINY_TRANSFORMER.train, steps=steps))
+
+
+TINY_TRANSFORMER_BY_GRAPH = {f"{g}, {d}": _tiny_transformer(g, d) for g in TINY_TRANSFORMER_EPOCHS
+                             for d in ("both", "forward")}
 # The same recipe at width 64 ("It is unclear why": width above the number of nodes).
 WIDE_TRANSFORMER = replace(TINY_TRANSFORMER, model=replace(TINY_TRANSFORMER.model, n_embd=64))
 # The linear net E W E^T at width 512, E and W from N(0, 0.02); AdamW lr 1e-2 constant, betas
@@ -64,6 +80,14 @@ _LINEAR_TRAIN = TrainConfig(steps=10000, lr=1e-2, schedule="constant", betas=(0.
                             precision="bf16")
 LINEAR_NET = EdgeRecipe(Linear(width=512, init_std=0.02), _LINEAR_TRAIN)
 ASSOCIATIVE = EdgeRecipe(Linear(width=512, init_std=0.02, freeze_embeddings=True), _LINEAR_TRAIN)
+# Per graph, the release's linear net (its manifests): 32 wide for 500 epochs on the path-star and the
+# grid, 16 wide for 1,000 at lr 0.005 on the irregular graph, the 512-wide net above on the cycle.
+LINEAR_NET_BY_GRAPH = {
+    "path-star": EdgeRecipe(Linear(width=32, init_std=0.02), replace(_LINEAR_TRAIN, steps=500)),
+    "grid": EdgeRecipe(Linear(width=32, init_std=0.02), replace(_LINEAR_TRAIN, steps=500)),
+    "cycle": LINEAR_NET,
+    "irregular": EdgeRecipe(Linear(width=16, init_std=0.02), replace(_LINEAR_TRAIN, steps=1000, lr=0.005)),
+}
 # 1-hop Node2Vec from N(0, 1), plain full-batch gradient descent at lr 0.01 on a loss summed over
 # source nodes, 10,000 epochs.
 NODE2VEC = EdgeRecipe(Node2Vec(dim=100, init_std=1.0, loss="node_sum"),

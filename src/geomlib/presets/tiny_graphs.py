@@ -17,16 +17,23 @@ __all__ = ["TINY_TRANSFORMER", "ASSOCIATIVE_CONTROL", "AssociativeVsGeometric", 
            "NODE2VEC_CPU", "NODE2VEC_PAPER", "PRESETS", "RELEASE", "FORMATS"]
 
 # ----------------------------------------------------------------------------- shared values
-# The mechanism studies' 1-layer, 1-head, width-32 Transformer (local supervision, headroom), as the
-# release builds it (positional embeddings N(0, 1), no residual scaling) and trains it (AdamW lr 1e-2
-# cosine to 1e-3, no weight decay, betas (0.9, 0.999), no clipping, 2,500 full-batch steps; at 1,000
-# the 2-hop structure of the grid is not complete on every seed). Measured (benchmarks/tiny_transformer.py,
-# 5 seeds): these settings give the paper's early peak (geometric level 0.85-0.92 per graph); the book's
-# former nanoGPT-style settings gave 0.65-0.85.
+# The mechanism studies' 1-layer, 1-head Transformer (local supervision, headroom), built as the
+# release builds it (positional embeddings N(0, 1), no residual scaling) and trained as it trains it
+# (AdamW lr 1e-2 cosine to 1e-3, no weight decay, betas (0.9, 0.999), no clipping, full batch), with
+# the release's own length and width on each graph and direction (500-2,500 epochs; release.py).
+# Measured (benchmarks/tiny_transformer.py, 5 seeds): these settings give the paper's early peak
+# (geometric level 0.85-0.92 per graph), the book's former nanoGPT-style settings 0.65-0.85; the
+# per-graph lengths give the peak, final level, 2-hop structure and forward-only contrast of 2,500
+# steps on every graph ("release, per graph" against "release"), in either precision.
 TINY_TRANSFORMER = release.TINY_TRANSFORMER.model
-_TINY_CPU = replace(release.TINY_TRANSFORMER, train=replace(release.TINY_TRANSFORMER.train, precision="fp32"), why={
-    "train.precision": "fp32: bf16 autocast gives the same peak, final level and profile here (5 seeds, "
-                       "data/tiny_transformer.json) and is slow on CPUs without native bf16"})
+_FP32 = {"train.precision": "fp32: bf16 autocast gives the same peak, final level and profile here (5 seeds, "
+                            "data/tiny_transformer.json) and is slow on CPUs without native bf16"}
+_LOCAL_CPU = {key: replace(r, train=replace(r.train, precision="fp32"), why=_FP32)
+              for key, r in release.TINY_TRANSFORMER_BY_GRAPH.items()}
+
+def _by_graph(recipes: dict[str, EdgeRecipe]) -> dict[str, EdgeRecipe]:
+    """graph -> its recipe with every edge both ways (from "<graph>, <directions>" keys)."""
+    return {key.split(", ")[0]: r for key, r in recipes.items() if key.endswith(", both")}
 
 # 1-hop Node2Vec: full softmax, tied, plain full-batch gradient descent, width 100 > N, no decay.
 _GD = dict(optimizer="sgd", schedule="constant", grad_clip=None, weight_decay=0.0)
@@ -68,7 +75,7 @@ class AssociativeVsGeometric(Spec):
 
 @dataclass(frozen=True)
 class GeometryFromLocalSupervision(Spec):
-    recipe: EdgeRecipe
+    recipes: dict[str, EdgeRecipe]  # "<graph>, <directions>" -> the recipe of that run (the release's are per graph)
     seeds: int
     eval_every: int
     k: int  # top-k edge recall
@@ -115,7 +122,7 @@ class LinearNetChapter(Spec):
 
 @dataclass(frozen=True)
 class Headroom(Spec):
-    transformer: EdgeRecipe
+    transformer: dict[str, EdgeRecipe]  # graph -> the 1-layer Transformer's recipe there (both directions)
     node2vec: EdgeRecipe
     seeds: int
     k: int  # directions whose energy share is measured
@@ -174,8 +181,8 @@ PRESETS = {
         "paper": AssociativeVsGeometric(cycle_n=15, grid_rows=4, grid_cols=4, associative=_associative(2000),
                                         geometric=NODE2VEC_PAPER, eval_every=100)},
     "geometry_from_local_supervision": {
-        "cpu": GeometryFromLocalSupervision(recipe=_TINY_CPU, seeds=3, eval_every=5, k=5),
-        "paper": GeometryFromLocalSupervision(recipe=release.TINY_TRANSFORMER, seeds=5, eval_every=5, k=5)},
+        "cpu": GeometryFromLocalSupervision(recipes=_LOCAL_CPU, seeds=3, eval_every=5, k=5),
+        "paper": GeometryFromLocalSupervision(recipes=release.TINY_TRANSFORMER_BY_GRAPH, seeds=5, eval_every=5, k=5)},
     "unclear_why": {"cpu": UnclearWhy(recipe=_WIDE_CPU, seeds=2, k=5), "paper": UnclearWhy(recipe=_WIDE_PAPER, seeds=5, k=5)},
     "spectral_bias": {
         "cpu": SpectralBias(recipe=NODE2VEC_CPU, large=_LARGE_CPU, linearisation=_LINEARISATION,
@@ -184,8 +191,9 @@ PRESETS = {
                               release_start=release.NODE2VEC)},
     "linear_net": {name: LinearNetChapter(n=15, recipe=release.LINEAR_NET, control=release.ASSOCIATIVE, seeds=seeds)
                    for name, seeds in (("cpu", 3), ("paper", 5))},
-    "headroom": {"cpu": Headroom(transformer=_TINY_CPU, node2vec=NODE2VEC_CPU, seeds=2, k=2),
-                 "paper": Headroom(transformer=release.TINY_TRANSFORMER, node2vec=NODE2VEC_PAPER, seeds=5, k=2)},
+    "headroom": {"cpu": Headroom(transformer=_by_graph(_LOCAL_CPU), node2vec=NODE2VEC_CPU, seeds=2, k=2),
+                 "paper": Headroom(transformer=_by_graph(release.TINY_TRANSFORMER_BY_GRAPH), node2vec=NODE2VEC_PAPER,
+                                   seeds=5, k=2)},
     "knobs": {"cpu": Knobs(n=15, seeds=2, variants={k: v for k, v in _KNOBS.items() if k != _WEAKENED}, why={
                   "variants": "budget (one minute on 2 cores): the last knob, the default small init at lr 1e-4 (the "
                               "paper's 'weakened geometry', which no claim checks), is shown from data/knobs_seeds.json "
@@ -196,13 +204,14 @@ RELEASE = {
     "associative_vs_geometric": AssociativeVsGeometric(cycle_n=15, grid_rows=4, grid_cols=4,
                                                        associative=release.ASSOCIATIVE, geometric=release.NODE2VEC,
                                                        eval_every=1),
-    "geometry_from_local_supervision": GeometryFromLocalSupervision(recipe=release.TINY_TRANSFORMER, seeds=1,
-                                                                    eval_every=1, k=5),
+    "geometry_from_local_supervision": GeometryFromLocalSupervision(recipes=release.TINY_TRANSFORMER_BY_GRAPH,
+                                                                    seeds=1, eval_every=1, k=5),
     "unclear_why": UnclearWhy(recipe=release.WIDE_TRANSFORMER, seeds=1, k=5),
     "spectral_bias": SpectralBias(recipe=release.NODE2VEC, large=_LARGE_PAPER, linearisation=_LINEARISATION,
                                   release_start=release.NODE2VEC),
     "linear_net": LinearNetChapter(n=15, recipe=release.LINEAR_NET, control=release.ASSOCIATIVE, seeds=1),
-    "headroom": Headroom(transformer=release.TINY_TRANSFORMER, node2vec=release.NODE2VEC, seeds=1, k=2),
+    "headroom": Headroom(transformer=_by_graph(release.TINY_TRANSFORMER_BY_GRAPH), node2vec=release.NODE2VEC, seeds=1,
+                         k=2),
     "knobs": Knobs(n=15, seeds=1, variants=_KNOBS),
 }
 _NET_FORMAT = ("net", "E_u W E^T over the nodes", "E (W E_u + b), E also over the special tokens",
