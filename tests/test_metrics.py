@@ -139,3 +139,24 @@ def test_hidden_probes_read_every_layer_and_agree_with_the_embedding_probe_at_th
             assert probes["layer0/leaf"]["embedding"] == ancestor_probe(model.token_embeddings(), task.graph, 2,
                                                                         task.test_arms)
         assert np.mean([p["embedding"] for p in probes.values()]) < 0.3  # untrained: near chance (1/40)
+
+
+def test_the_lookup_bands_enclose_the_trained_lookups():
+    """The lookup band is measured, not assumed: every trained associative control of the shipped
+    precision study stays inside one run's band, and every mean over 2 or 3 of its seeds (what
+    the chapters average) inside the band for means."""
+    import json
+    from pathlib import Path
+
+    from geomlib.geometry import LOOKUP_BAND_Z, LOOKUP_BAND_Z_ONE_RUN
+    path = Path(__file__).resolve().parents[1] / "data" / "precision.json"
+    cells: dict = {}
+    for r in json.loads(path.read_text())["runs"]:
+        if r["net"] == "associative control":
+            cells.setdefault((r["graph"], r["self_edges"], r["precision"]), {})[r["seed"]] = r["margin_z"]
+    singles = [z for zs in cells.values() for z in zs.values()]
+    assert len(singles) >= 80 and max(singles) < LOOKUP_BAND_Z_ONE_RUN
+    assert max(singles) > LOOKUP_BAND_Z  # why one run needs its own, wider band
+    means = [np.mean([zs[s + i] for i in range(n)]) for zs in cells.values() for n in (2, 3)
+             for s in range(len(zs) - n + 1)]
+    assert max(means) < LOOKUP_BAND_Z

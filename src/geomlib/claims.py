@@ -77,8 +77,9 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     "headroom.self_edges_zigzag": (">=", 0.05),
     "headroom.self_edges_level": (">=", 0.1),
     "knobs.recall": (">=", 1.0),
-    "knobs.associative": ("<=", 2.0),
-    "knobs.large_lr": (">=", 0.5),  # share of seeds above the lookup band
+    "knobs.associative": ("<=", 2.0),  # mean z over seeds: inside the lookup band (geometry.LOOKUP_BAND_Z)
+    "knobs.associative_negative": ("<", 0.0),  # the paper's statistic: the raw margin, mean over seeds
+    "knobs.large_lr": (">=", 0.5),  # share of seeds with a positive margin above one run's lookup band
     "knobs.weight_decay": (">", 2.0),
     "knobs.dropout": (">", 2.0),
     "knobs.small_init": (">", 2.0),
@@ -100,7 +101,8 @@ CHECKS: dict[str, tuple[str, float | str]] = {
 # most but not all of them (their rate is on the report page). A run where it does not hold records
 # "tendency" (never a pass) and the build goes on; the chapter says so in prose.
 TENDENCIES: set[str] = {
-    "knobs.large_lr",  # 6 of seeds 0-6 leave the lookup band, not all (data/knobs_seeds.json)
+    "knobs.large_lr",  # 4 of seeds 0-6 leave one run's lookup band with a positive margin (data/knobs_seeds.json)
+    "knobs.associative_negative",  # raw margin negative on 6 of seeds 0-6 but near zero (-1.7..+0.4; knobs_seeds.json)
     "scaling.bigger_models",  # per-seed gains -0.32 to +0.64 over 25 held-out leaves a cell
     "interventions.best_mean_gain",  # the plain model's outcome is bimodal (0 or 0.92) over seeds
 }
