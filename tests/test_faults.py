@@ -359,6 +359,22 @@ def test_override_types_are_checked_where_they_enter():
     assert replace(run.stages[1].train, lr=1).lr == 1  # an int for a float: fine
 
 
+def test_an_only_run_refreshes_the_notebooks_it_executes_and_keeps_other_chapters(tmp_path):
+    """An --only run executes the report (and any page without claims) every time: a copy staged by
+    an older build must not be executed instead of today's source (it imported a module that had
+    moved, and every robustness run of the chapters after it failed at the report)."""
+    book = _book(tmp_path)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 'today'")]), book / "report.ipynb")
+    staged = tmp_path / "build" / book.name
+    staged.mkdir(parents=True)
+    for name in ("one", "two", "report"):
+        (staged / f"{name}.ipynb").write_text("an old executed copy")
+    run_book.stage(book, staged, ["two"])
+    assert (staged / "one.ipynb").read_text() == "an old executed copy"  # another chapter's result stays
+    assert (staged / "two.ipynb").read_text() == (book / "two.ipynb").read_text()
+    assert (staged / "report.ipynb").read_text() == (book / "report.ipynb").read_text()
+
+
 # ----------------------------------------------------------------------------- 7. messages, not tracebacks
 @pytest.mark.parametrize("content, problem", [("{not json", "corrupt"), ("[1, 2]", "does not hold claim rows"),
                                               ('{"f.one": {"chapter": "one"}}', "lacks the field")])

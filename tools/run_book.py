@@ -99,7 +99,8 @@ def prepare_html(staged: Path, ledger_file: Path) -> None:
 
 def stage(book: Path, staged: Path, only: list[str] | None = None) -> None:
     """Copy the sources to the build folder. A full run starts clean; ``only`` refreshes the
-    non-notebook files and the chosen notebooks and keeps the other chapters' executed copies."""
+    non-notebook files, the chosen chapters and every notebook that is not a chapter (the report
+    and the appendix, executed on every run), and keeps the other chapters' executed copies."""
     ignore = shutil.ignore_patterns("_build", ".ipynb_checkpoints", "__pycache__")
     if only is None or not staged.exists():
         if staged.exists():
@@ -109,7 +110,8 @@ def stage(book: Path, staged: Path, only: list[str] | None = None) -> None:
     for src in book.iterdir():
         if src.name in ("_build", ".ipynb_checkpoints", "__pycache__"):
             continue
-        if src.suffix == ".ipynb" and src.stem not in only and (staged / src.name).exists():
+        if (src.suffix == ".ipynb" and src.stem not in only and (staged / src.name).exists()
+                and is_chapter(nbformat.read(src, as_version=4))):
             continue
         if src.is_dir():
             shutil.copytree(src, staged / src.name, dirs_exist_ok=True, ignore=ignore)
