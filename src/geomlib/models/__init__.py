@@ -19,10 +19,9 @@ have no context, the query node *is* the input.
 """
 from __future__ import annotations
 
-from dataclasses import fields
-
 import torch.nn as nn
 
+from ..specs import values
 from .base import Decoder, check_tokens
 from .gpt import GPT
 from .mamba import Mamba, MambaBlock
@@ -65,4 +64,4 @@ def build_model(spec, compile_scan: bool = True, **sizes: int) -> nn.Module:
         return GPT(spec, **sizes)
     if kind == "mamba":
         return Mamba(spec, **sizes, compile_scan=compile_scan)
-    return _NETWORKS[kind](**sizes, **{f.name: getattr(spec, f.name) for f in fields(spec) if f.name != "why"})
+    return _NETWORKS[kind](**sizes, **{f.name: getattr(spec, f.name) for f in values(spec)})

@@ -42,14 +42,6 @@ def check_tokens(idx: torch.Tensor, vocab_size: int, where: str = "") -> None:
                          f"0..{vocab_size - 1}); build the model with the task's vocab.size")
 
 
-def check_sizes(**sizes: int) -> tuple[int, ...]:
-    """The task's sizes a model is built with (``vocab_size``, ``block_size``), each an int >= 1."""
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return tuple(sizes.values())
-
-
 class Decoder(nn.Module):
     """What the GPT and the Mamba share: token embeddings ``wte`` (whose rows are the node
     embeddings the geometry metrics read), a stack of blocks, a final norm, the output head."""

@@ -8,7 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Decoder, check_sizes
+from ..validate import check_int
+from .base import Decoder
 
 if TYPE_CHECKING:
     from .. import specs
@@ -69,7 +70,7 @@ class GPT(Decoder):
     def __init__(self, cfg: specs.GPT, vocab_size: int, block_size: int):
         super().__init__()
         self.spec = cfg
-        self.vocab_size, self.block_size = check_sizes(vocab_size=vocab_size, block_size=block_size)
+        self.vocab_size, self.block_size = check_int("vocab_size", vocab_size, 1), check_int("block_size", block_size, 1)
         self.wte = nn.Embedding(vocab_size, cfg.n_embd)
         self.wpe = nn.Embedding(block_size, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)

@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Decoder, check_sizes
+from ..validate import check_int
+from .base import Decoder
 
 if TYPE_CHECKING:
     from .. import specs
@@ -126,7 +127,7 @@ class Mamba(Decoder):
         how the scan runs, not what it computes, so not part of the spec."""
         super().__init__()
         self.spec = cfg
-        (self.vocab_size,) = check_sizes(vocab_size=vocab_size)
+        self.vocab_size = check_int("vocab_size", vocab_size, 1)
         self.wte = nn.Embedding(vocab_size, cfg.d_model)
         self.layers = nn.ModuleList(MambaBlock(cfg, compile_scan) for _ in range(cfg.n_layer))
         self.norm_f = nn.LayerNorm(cfg.d_model) if cfg.final_norm else nn.Identity()
