@@ -14,6 +14,8 @@ Runs:
 * ``length``: the paper's path length l = 6 (and longer) at d = 500: the book's recipe, the
   book's recipe with one change, and the release recipe with its fastest lever at l = 5
   (``data/pathstar_length/``).
+* ``cascade``: the reverse-cascade question every 20 steps for the book's recipe, the release's and
+  the release's with a quarter of every batch paths (``data/pathstar_cascade/``; ``--cap-steps 11000``).
 * ``release``: the authors' release recipe at the book's scale (``RELEASE_RECIPE["cpu"]``) and an
   ablation from it towards the book's recipe, one change at a time (``data/pathstar_release/``).
   Every ablation runs at most the release's own length (10,000 epochs) and stops once held-out
@@ -35,7 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from geomlib.fileio import write_json_atomic
-from geomlib.presets import PATHSTAR_L5_CPU, PATHSTAR_L6_CPU, RELEASE_RECIPE, PathStarRun, plain
+from geomlib.presets import PATHSTAR_CPU, PATHSTAR_L5_CPU, PATHSTAR_L6_CPU, RELEASE_RECIPE, PathStarRun, plain
 from geomlib.provenance import git_commit
 from geomlib.recipes import CheckpointError, checkpoint_path, pathstar_run
 from geomlib.studies import provenance
@@ -179,6 +181,36 @@ def length_runs() -> dict[str, tuple[str, PathStarRun]]:
     return out
 
 
+def every(run: PathStarRun, steps: int) -> PathStarRun:
+    """``run`` evaluated every ``steps`` steps in every stage (evaluation draws no random numbers:
+    the weights are those of the run at its own schedule)."""
+    return replace(run, eval_every=steps, stages=tuple(replace(st, train=replace(st.train, eval_every=steps))
+                                                        for st in run.stages))
+
+
+#: The cascade study's resolution: every position's held-out accuracy through the switch.
+CASCADE_EVERY = 20
+
+
+def cascade_runs() -> dict[str, tuple[str, PathStarRun]]:
+    """The reverse-cascade question at fine resolution (every :data:`CASCADE_EVERY` steps, greedy and
+    teacher-forced, each position also counted on the held-out leaves whose ``n1`` is wrong) for three
+    recipes: the book's (the run of "Path-finding from memory", l = 6), the release's (l = 5, the book's
+    scale) and the release's with a quarter of every batch paths (the ablation in which the leaf's
+    parent ran ahead of ``n1``). Run with ``--cap-steps 11000``: the release recipe's held-out ``n1``
+    has switched on by then (its 21,400 steps would take the evaluations past an hour)."""
+    rel, share = release_ablation()["release"][1], release_ablation()["ablation: path share 0.25"][1]
+    return {
+        "the book's recipe": ("the book's path-star run (PATHSTAR_CPU: 'Path-finding from memory', l = 6), "
+                              f"evaluated every {CASCADE_EVERY} steps", every(PATHSTAR_CPU, CASCADE_EVERY)),
+        "the release recipe": (f"the release recipe at the book's scale (l = 5), evaluated every {CASCADE_EVERY} steps",
+                               every(rel, CASCADE_EVERY)),
+        "path share 0.25": ("the release recipe with a quarter of every batch paths (the release: their natural share, "
+                            f"8.6%), evaluated every {CASCADE_EVERY} steps; stops at held-out full path >= 0.9 twice",
+                            every(share, CASCADE_EVERY)),
+    }
+
+
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
 
@@ -251,7 +283,7 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", nargs="?", choices=["headline_cpu", "release", "length"])
+    ap.add_argument("run", nargs="?", choices=["headline_cpu", "release", "length", "cascade"])
     ap.add_argument("only", nargs="*", help="release: the runs to do (default: all, in order)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--list", action="store_true")
@@ -261,7 +293,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     runs = {"headline_cpu": {"headline_cpu": ("the paper's headline cell on a CPU: path-star d=10^4, l=6, 2x128 "
                                               "GPT, the chapter's l = 6 recipe scaled to that graph", headline_config())},
-            "release": release_ablation(), "length": length_runs()}
+            "release": release_ablation(), "length": length_runs(), "cascade": cascade_runs()}
     if args.list or args.run is None:
         for run, table in runs.items():
             for name, (what, _) in table.items():

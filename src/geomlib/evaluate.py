@@ -46,10 +46,25 @@ def path_accuracy(model, paths: Examples, vocab: Vocab, batch_size: int = 4096, 
     truth = torch.cat([paths.inputs[:, 3:], paths.targets[:, -1:]], 1)  # root .. leaf
     pred = greedy_decode(model, paths.inputs[:, :3], l, batch_size,
                          allowed=vocab.num_nodes if decode == "nodes" else None)
-    correct = (pred == truth).float()
-    res = {"full_path": correct.all(1).float().mean().item(), "n1": correct[:, 1].mean().item()}
-    res.update({f"pos{i}": correct[:, i].mean().item() for i in range(l)})
+    correct = pred == truth
+    res = {"full_path": correct.all(1).float().mean().item(), "n1": correct[:, 1].float().mean().item()}
+    res.update({f"pos{i}": correct[:, i].float().mean().item() for i in range(l)})
+    res.update(_without_n1(correct))
     return res
+
+
+def _without_n1(correct: torch.Tensor, prefix: str = "") -> dict:
+    """From an (M, l) right/wrong matrix of path positions (0 = root ... l-1 = leaf): the share of
+    paths on which position ``i`` is right while ``n1`` is wrong (``{prefix}pos{i}_without_n1``), and
+    ``{prefix}backward``: the share on which ``n1`` is wrong but a node two or more hops before the
+    leaf (``n2`` .. ``n{l-3}``) is right. Under greedy decoding such a node cannot come from the
+    model's own (wrong) ``n1``: it is read backwards from the leaf, the second round of a reverse
+    cascade; the leaf's parent alone (one hop) can also come back from the leaf's own edge."""
+    wrong = ~correct[:, 1]
+    out = {f"{prefix}pos{i}_without_n1": (correct[:, i] & wrong).float().mean().item() for i in range(correct.shape[1])}
+    beyond_edge = correct[:, 2:correct.shape[1] - 2]
+    out[f"{prefix}backward"] = (beyond_edge.any(1) & wrong).float().mean().item() if beyond_edge.shape[1] else 0.0
+    return out
 
 
 @torch.no_grad()
@@ -119,7 +134,9 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
     ``heldout_n1``) and ``n1`` accuracy with the root given (``heldout_n1_tf``, teacher-forced: what the
     hardest-token recipe trains); every path position's accuracy, greedy (``heldout_pos{i}``, ``i = 0``
     the root ... ``l - 1`` the leaf, as the release logs ``token_i``) and teacher-forced
-    (``heldout_tf_pos{i}``, the true previous tokens given); optionally the training paths' full-path accuracy, edge
+    (``heldout_tf_pos{i}``, the true previous tokens given); the reverse-cascade view, each position right while
+    ``n1`` is wrong (``heldout_pos{i}_without_n1``, ``heldout_tf_pos{i}_without_n1``) and ``heldout_backward``
+    (``n1`` wrong, a node two or more hops before the leaf right: read backwards from the leaf); optionally the training paths' full-path accuracy, edge
     recall (top-1 is a true neighbour), and the geometry probes on held-out leaves: ``probe``
     (nearest child = own ``n1``) and ``probe_k{k}`` (own ``k``-hop ancestor nearest among its depth)."""
     from .geometry import ancestor_probe
@@ -132,10 +149,14 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
             test = task.test_paths[:max_paths]
             acc = path_accuracy(model, test, task.vocab, decode=decode)
             out.update(heldout_full_path=acc["full_path"], heldout_n1=acc["n1"])
-            tf = teacher_forced_accuracy(model, test)  # position 2 + i predicts path node i
+            preds = teacher_forced_predictions(model, test)
+            tf = teacher_forced_accuracy(model, test, predictions=preds)  # position 2 + i predicts path node i
             out["heldout_n1_tf"] = float(tf[3])
             out.update({f"heldout_pos{i}": acc[f"pos{i}"] for i in range(l)})
             out.update({f"heldout_tf_pos{i}": float(tf[2 + i]) for i in range(l)})
+            out.update({f"heldout_{k}": v for k, v in acc.items() if k.endswith("without_n1") or k == "backward"})
+            out.update({f"heldout_{k}": v for k, v in _without_n1(preds[:, 2:2 + l] == test.targets[:, 2:2 + l],
+                                                                   prefix="tf_").items()})
         if train:
             acc = path_accuracy(model, task.train_paths[:max_paths], task.vocab, decode=decode)
             out.update(train_full_path=acc["full_path"])
