@@ -281,6 +281,22 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
     return last
 
 
+def stop_here(out: Path, done: dict, reason: str, command: str) -> None:
+    """End an unfinished shipped run where its curve stands: its status says so and why (it is then
+    never resumed; ``--redo`` starts it afresh)."""
+    if not done:
+        print(f"{out.relative_to(ROOT)}: nothing shipped to stop")
+        return
+    if not done.get("status", "").startswith(("unfinished", "capped")):
+        print(f"{out.relative_to(ROOT)}: {done.get('status')!r}, left as it is")
+        return
+    done["status"] = f"stopped at step {done['steps']:,}: {reason}"
+    done["stopped"] = {"when": time.strftime("%Y-%m-%d %H:%M"), "commit": git_commit(), "command": command,
+                       "reason": reason}
+    write_json_atomic(out, done)
+    print(f"{out.relative_to(ROOT)}: {done['status']}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", nargs="?", choices=["headline_cpu", "release", "length", "cascade"])
@@ -288,6 +304,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--redo", action="store_true", help="run finished runs again")
+    ap.add_argument("--stop-here", metavar="REASON", default=None,
+                    help="end an unfinished run where its shipped curve stands (it is not resumed again), saying why")
     ap.add_argument("--cap-steps", type=int, default=None,
                     help="stop a run (resumably) once it has trained this many steps without finishing")
     args = ap.parse_args(argv)
@@ -305,14 +323,20 @@ def main(argv=None) -> int:
         ap.error(f"unknown run(s) {unknown}; choose from {list(table)}")
     command = "python tools/long_run.py " + " ".join(repr(a) if " " in a else a
                                                     for a in (sys.argv[1:] if argv is None else argv))
+    if args.stop_here is not None and not args.stop_here.strip():
+        ap.error("--stop-here needs a reason (it is written into the run's JSON)")
     for name in args.only or list(table):
         what, cfg = table[name]
         for seed in args.seeds:
             out = (DATA / "headline_cpu.json" if args.run == "headline_cpu"
                    else DATA / f"pathstar_{args.run}" / f"{_slug(name)}-seed{seed}.json")
             done = json.loads(out.read_text()) if out.exists() else {}
-            if done.get("status") == "finished" and not args.redo:
-                print(f"{name} (seed {seed}): already finished ({out.relative_to(ROOT)}; --redo runs it again)")
+            if args.stop_here is not None:
+                stop_here(out, done, args.stop_here.strip(), command)
+                continue
+            if done.get("status", "").startswith(("finished", "stopped")) and not args.redo:
+                print(f"{name} (seed {seed}): already {done['status'].split(':')[0]} ({out.relative_to(ROOT)}; --redo "
+                      "runs it again)")
                 continue
             if (done.get("status", "").startswith("capped") and args.cap_steps is not None
                     and done.get("steps", 0) >= args.cap_steps and not args.redo):
