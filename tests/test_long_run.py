@@ -24,8 +24,8 @@ def test_length_runs_are_at_the_lengths_they_name():
 def test_every_shipped_long_run_is_a_run_of_todays_tables():
     """A shipped curve is the run its name says: same configuration as the table has today (a
     changed recipe must be rerun, not silently relabelled), with its provenance."""
-    tables = {"release": long_run.release_ablation(), "length": long_run.length_runs()}
-    shipped = list((ROOT / "data").glob("pathstar_release/*.json")) + list((ROOT / "data").glob("pathstar_length/*.json"))
+    tables = {"release": long_run.release_ablation(), "length": long_run.length_runs(), "cascade": long_run.cascade_runs()}
+    shipped = [p for family in tables for p in (ROOT / "data").glob(f"pathstar_{family}/*.json")]
     assert shipped
     for path in shipped:
         run = json.loads(path.read_text())
@@ -34,3 +34,34 @@ def test_every_shipped_long_run_is_a_run_of_todays_tables():
         assert path.name == f"{long_run._slug(run['name'])}-seed{run['seed']}.json"
         for field in ("command", "commit", "hardware", "torch", "threads", "sessions", "rows", "status"):
             assert run[field], f"{path.name} lacks {field}"
+
+
+def test_cascade_runs_are_the_recipes_they_name_evaluated_every_20_steps():
+    runs = long_run.cascade_runs()
+    assert {cfg.l for _, cfg in runs.values()} == {5, 6}
+    for _, cfg in runs.values():
+        assert cfg.eval_every == long_run.CASCADE_EVERY
+        assert {st.train.eval_every for st in cfg.stages} == {long_run.CASCADE_EVERY}
+    book, release = runs["the book's recipe"][1], runs["the release recipe"][1]
+    assert plain(long_run.every(book, 100)) != plain(book)
+    assert book.stages[-1].train.steps == long_run.PATHSTAR_CPU.stages[-1].train.steps
+    assert release.stages[0].train.lr == RELEASE_RECIPE["cpu"].stages[0].train.lr
+
+
+def test_stop_here_ends_an_unfinished_run_with_its_reason(tmp_path, capsys):
+    out = tmp_path / "run.json"
+    out.write_text(json.dumps({"status": "unfinished (resumable: run the command again to continue)", "steps": 4400}))
+    long_run.stop_here(out, json.loads(out.read_text()), "its checkpoint is gone", "python tools/long_run.py x")
+    done = json.loads(out.read_text())
+    assert done["status"] == "stopped at step 4,400: its checkpoint is gone"
+    assert done["stopped"]["reason"] == "its checkpoint is gone" and done["stopped"]["command"]
+    long_run.stop_here(out, done, "again", "python tools/long_run.py x")  # a stopped run is left as it is
+    assert json.loads(out.read_text())["status"] == done["status"]
+    assert "left as it is" in capsys.readouterr().out
+
+
+def test_stop_here_needs_a_reason():
+    import pytest
+
+    with pytest.raises(SystemExit):
+        long_run.main(["headline_cpu", "--stop-here", "  "])

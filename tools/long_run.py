@@ -281,20 +281,25 @@ def run_one(run: str, name: str, what: str, cfg: PathStarRun, seed: int, out: Pa
     return last
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository where it is inside it (as messages name shipped files)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def stop_here(out: Path, done: dict, reason: str, command: str) -> None:
     """End an unfinished shipped run where its curve stands: its status says so and why (it is then
     never resumed; ``--redo`` starts it afresh)."""
     if not done:
-        print(f"{out.relative_to(ROOT)}: nothing shipped to stop")
+        print(f"{_shown(out)}: nothing shipped to stop")
         return
     if not done.get("status", "").startswith(("unfinished", "capped")):
-        print(f"{out.relative_to(ROOT)}: {done.get('status')!r}, left as it is")
+        print(f"{_shown(out)}: {done.get('status')!r}, left as it is")
         return
     done["status"] = f"stopped at step {done['steps']:,}: {reason}"
     done["stopped"] = {"when": time.strftime("%Y-%m-%d %H:%M"), "commit": git_commit(), "command": command,
                        "reason": reason}
     write_json_atomic(out, done)
-    print(f"{out.relative_to(ROOT)}: {done['status']}")
+    print(f"{_shown(out)}: {done['status']}")
 
 
 def main(argv=None) -> int:
