@@ -165,6 +165,13 @@ def length_runs() -> dict[str, tuple[str, PathStarRun]]:
         "not stopped at the switch", l6)
     for l in (8, 10):
         out[f"l{l}: the chapter's l = 6 recipe"] = (f"l = {l}: the chapter's l = 6 recipe at l = {l}", replace(l6, l=l))
+    # the lever the l = 8 runs point to: their probe reads ancestors to depth 3 by the end of the 300-step edge stage
+    # (depth 4 on about a third of the leaves) and n1 sits at depth 6, so the geometry is given three times as long
+    edges = l6.stages[0]
+    out["l8: the chapter's l = 6 recipe, edge stage 3x"] = (
+        "l = 8: the chapter's l = 6 recipe with an edge stage three times as long (900 steps: the same warmup, its cosine "
+        "stretched): does the probe reach n1's depth?",
+        replace(l6, l=8, stages=(replace(edges, train=replace(edges.train, steps=3 * edges.train.steps)), l6.stages[1])))
     quarter = replace(l6, stages=(l6.stages[0], replace(l6.stages[1], path_fraction=0.25)))
     out["l6: small init, weight decay 0.01, a quarter paths"] = (
         "l = 6: the chapter's l = 6 recipe with a quarter of each mixed batch paths (the book's l = 5 share), not "
