@@ -8,7 +8,7 @@ import torch
 from .graphs import Graph
 from .tasks import IGNORE, Examples, PathStarTask, Vocab
 
-__all__ = ["first_or_never", "readable_by", "lag_steps", "greedy_decode", "path_accuracy", "teacher_forced_predictions", "teacher_forced_accuracy", "edge_scores", "edge_recall",
+__all__ = ["first_or_never", "readable_by", "lag_steps", "peak_after", "steps_at_or_above", "READ_BACKWARDS_LEVEL", "backward_lower_bounds", "greedy_decode", "path_accuracy", "teacher_forced_predictions", "teacher_forced_accuracy", "edge_scores", "edge_recall",
            "pathstar_metrics", "edge_metrics"]
 
 
@@ -51,6 +51,24 @@ def path_accuracy(model, paths: Examples, vocab: Vocab, batch_size: int = 4096, 
     res.update({f"pos{i}": correct[:, i].float().mean().item() for i in range(l)})
     res.update(_without_n1(correct))
     return res
+
+
+#: The share of held-out leaves read backwards (``heldout_backward``) at which a run counts as reading
+#: paths right to left at that evaluation: 10%, a dozen of the book's 125 held-out leaves.
+READ_BACKWARDS_LEVEL = 0.1
+
+
+def backward_lower_bounds(rows: list[dict], l: int) -> list[dict]:
+    """Evaluation rows of a run recorded before the counts on leaves whose ``n1`` is wrong, with those
+    counts bounded from below: each later position's share right while ``n1`` is wrong by its accuracy
+    minus ``n1``'s (``heldout_pos{i}_without_n1``), and the leaves read backwards (``heldout_backward``)
+    by the largest such bound over the nodes two or more hops before the leaf."""
+    out = []
+    for r in rows:
+        extra = {f"heldout_pos{i}_without_n1": max(0.0, r[f"heldout_pos{i}"] - r["heldout_n1"]) for i in range(2, l)}
+        extra["heldout_backward"] = max([extra[f"heldout_pos{i}_without_n1"] for i in range(2, l - 2)], default=0.0)
+        out.append({**r, **extra})
+    return out
 
 
 def _without_n1(correct: torch.Tensor, prefix: str = "") -> dict:
@@ -215,3 +233,25 @@ def lag_steps(history, lead: str, follow: str, threshold: float = 0.9) -> int:
     never = int(max(history["step"])) + 1
     first = history.first_step(lead, threshold)
     return never if first is None else first_or_never(history, follow, threshold) - first
+
+
+def peak_after(history, key: str, after: int = -1) -> tuple[float, int]:
+    """The largest value of ``key`` at any evaluation after step ``after`` (e.g. the end of the
+    edge-only stage), and the step of the first evaluation that reaches it; ``(0.0, after)`` when
+    no evaluation comes after it."""
+    steps, values = history["step"], history[key]
+    later = steps > after
+    if not later.any():
+        return 0.0, after
+    i = int(np.argmax(np.where(later, values, -np.inf)))
+    return float(values[i]), int(steps[i])
+
+
+def steps_at_or_above(history, key: str, level: float, after: int = -1) -> int:
+    """How long ``key`` stayed at or above ``level`` after step ``after``, in training steps: the sum,
+    over the evaluations after ``after`` at or above it, of the steps since the evaluation before
+    (an evaluation stands for its whole interval, so a run evaluated every 100 steps counts a
+    one-evaluation blip as 100 steps, one evaluated every 20 as 20)."""
+    steps, values = history["step"], history[key]
+    gaps = np.diff(steps, prepend=steps[0])
+    return int(gaps[(steps > after) & (values >= level)].sum())
