@@ -304,8 +304,8 @@ def stop_here(out: Path, done: dict, reason: str, command: str) -> None:
         print(f"{_shown(out)}: {done.get('status')!r}, left as it is")
         return
     done["status"] = f"stopped at step {done['steps']:,}: {reason}"
-    done["stopped"] = {"when": time.strftime("%Y-%m-%d %H:%M"), "commit": git_commit(), "command": command,
-                       "reason": reason}
+    done["stopped"] = {**provenance(f"stopped at step {done['steps']:,}", command), "reason": reason,
+                       "when": time.strftime("%Y-%m-%d %H:%M")}
     write_json_atomic(out, done)
     print(f"{_shown(out)}: {done['status']}")
 
