@@ -15,7 +15,7 @@ Runs:
   book's recipe with one change, and the release recipe with its fastest lever at l = 5
   (``data/pathstar_length/``).
 * ``cascade``: the reverse-cascade question every 20 steps for the book's recipe, the release's and
-  the release's with a quarter of every batch paths (``data/pathstar_cascade/``; ``--cap-steps 8000``).
+  the release's with a quarter of every batch paths (``data/pathstar_cascade/``; ``--cap-steps``).
 * ``release``: the authors' release recipe at the book's scale (``RELEASE_RECIPE["cpu"]``) and an
   ablation from it towards the book's recipe, one change at a time (``data/pathstar_release/``).
   Every ablation runs at most the release's own length (10,000 epochs) and stops once held-out
@@ -204,7 +204,7 @@ def cascade_runs() -> dict[str, tuple[str, PathStarRun]]:
     teacher-forced, each position also counted on the held-out leaves whose ``n1`` is wrong) for three
     recipes: the book's (the run of "Path-finding from memory", l = 6), the release's (l = 5, the book's
     scale) and the release's with a quarter of every batch paths (the ablation in which the leaf's
-    parent ran ahead of ``n1`` on the AMD CPU it was first run on). Shipped with ``--cap-steps 8000``: the
+    parent ran ahead of ``n1`` on the AMD CPU it was first run on). Shipped to step 8,000 (release) and 11,000 (the ablation) with ``--cap-steps``: the
     release recipe's held-out ``n1`` has switched on by then (its 21,400 steps would take the evaluations
     past an hour); a larger cap continues a run."""
     rel, share = release_ablation()["release"][1], release_ablation()["ablation: path share 0.25"][1]
