@@ -207,7 +207,8 @@ def cascade_runs() -> dict[str, tuple[str, PathStarRun]]:
     parent ran ahead of ``n1`` on the AMD CPU it was first run on). Shipped to step 8,000 (release) and 11,000 (the ablation) with ``--cap-steps``: the
     release recipe's held-out ``n1`` has switched on by then (its 21,400 steps would take the evaluations
     past an hour); a larger cap continues a run."""
-    rel, share = release_ablation()["release"][1], release_ablation()["ablation: path share 0.25"][1]
+    ablation = release_ablation()
+    rel, share = ablation["release"][1], ablation["ablation: path share 0.25"][1]
     return {
         "the book's recipe": ("the book's path-star run (PATHSTAR_CPU: 'Path-finding from memory', l = 6), "
                               f"evaluated every {CASCADE_EVERY} steps", every(PATHSTAR_CPU, CASCADE_EVERY)),

@@ -8,7 +8,7 @@ import torch
 from .graphs import Graph
 from .tasks import IGNORE, Examples, PathStarTask, Vocab
 
-__all__ = ["first_or_never", "readable_by", "lag_steps", "peak_after", "steps_at_or_above", "READ_BACKWARDS_LEVEL", "backward_lower_bounds", "greedy_decode", "path_accuracy", "teacher_forced_predictions", "teacher_forced_accuracy", "edge_scores", "edge_recall",
+__all__ = ["first_or_never", "readable_by", "lag_steps", "peak_after", "steps_at_or_above", "READ_BACKWARDS_LEVEL", "beyond_the_leafs_edge", "backward_lower_bounds", "greedy_decode", "path_accuracy", "teacher_forced_predictions", "teacher_forced_accuracy", "edge_scores", "edge_recall",
            "pathstar_metrics", "edge_metrics"]
 
 
@@ -58,6 +58,13 @@ def path_accuracy(model, paths: Examples, vocab: Vocab, batch_size: int = 4096, 
 READ_BACKWARDS_LEVEL = 0.1
 
 
+def beyond_the_leafs_edge(l: int) -> range:
+    """The path positions two or more hops before the leaf, ``n1`` excluded (``n2`` .. ``n{l-3}``): right
+    while ``n1`` is wrong, they can only have been read backwards from the leaf; the leaf's parent
+    (position ``l - 2``) can also come back from the leaf's own edge."""
+    return range(2, l - 2)
+
+
 def backward_lower_bounds(rows: list[dict], l: int) -> list[dict]:
     """Evaluation rows of a run recorded before the counts on leaves whose ``n1`` is wrong, with those
     counts bounded from below: each later position's share right while ``n1`` is wrong by its accuracy
@@ -66,7 +73,8 @@ def backward_lower_bounds(rows: list[dict], l: int) -> list[dict]:
     out = []
     for r in rows:
         extra = {f"heldout_pos{i}_without_n1": max(0.0, r[f"heldout_pos{i}"] - r["heldout_n1"]) for i in range(2, l)}
-        extra["heldout_backward"] = max([extra[f"heldout_pos{i}_without_n1"] for i in range(2, l - 2)], default=0.0)
+        extra["heldout_backward"] = max([extra[f"heldout_pos{i}_without_n1"] for i in beyond_the_leafs_edge(l)],
+                                        default=0.0)
         out.append({**r, **extra})
     return out
 
@@ -74,14 +82,13 @@ def backward_lower_bounds(rows: list[dict], l: int) -> list[dict]:
 def _without_n1(correct: torch.Tensor, prefix: str = "") -> dict:
     """From an (M, l) right/wrong matrix of path positions (0 = root ... l-1 = leaf): the share of
     paths on which position ``i`` is right while ``n1`` is wrong (``{prefix}pos{i}_without_n1``), and
-    ``{prefix}backward``: the share on which ``n1`` is wrong but a node two or more hops before the
-    leaf (``n2`` .. ``n{l-3}``) is right. Under greedy decoding such a node cannot come from the
-    model's own (wrong) ``n1``: it is read backwards from the leaf, the second round of a reverse
-    cascade; the leaf's parent alone (one hop) can also come back from the leaf's own edge."""
+    ``{prefix}backward``: the share on which ``n1`` is wrong but a node of :func:`beyond_the_leafs_edge`
+    is right. Under greedy decoding such a node cannot come from the model's own (wrong) ``n1``: it is
+    read backwards from the leaf, the second round of a reverse cascade."""
     wrong = ~correct[:, 1]
     out = {f"{prefix}pos{i}_without_n1": (correct[:, i] & wrong).float().mean().item() for i in range(correct.shape[1])}
-    beyond_edge = correct[:, 2:correct.shape[1] - 2]
-    out[f"{prefix}backward"] = (beyond_edge.any(1) & wrong).float().mean().item() if beyond_edge.shape[1] else 0.0
+    beyond = list(beyond_the_leafs_edge(correct.shape[1]))
+    out[f"{prefix}backward"] = (correct[:, beyond].any(1) & wrong).float().mean().item() if beyond else 0.0
     return out
 
 
