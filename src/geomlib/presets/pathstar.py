@@ -88,26 +88,27 @@ PATHSTAR_L6_CPU = replace(
         why=_MIXED_STAGE_CPU.why | {"train.steps": "budget: held-out paths switch on within the first 100 mixed "
                                                    "steps; 600 mixed steps (the release runs 10,000 epochs)"})))
 # The edge-only stage of the book's d = 500 runs ("Path-finding from memory", "No reverse cascade",
-# "Geometry explains", "The hardest token"): 100 steps, evaluated every 20. Measured on the former 300-step
-# stage (data/edge_stage.json: the main run, seeds 0-4 in bf16 and seed 0 in fp32, Intel Xeon with AMX): every
-# edge query's top-1 a true neighbour and every ancestor probe at 0.99 or more by step 40-80 on each run; the
-# last 200 steps only repeated them, at a third of each run's time.
+# "Geometry explains"'s free model, "The hardest token"): 100 steps, evaluated every 20. Measured on the former
+# 300-step stage (data/edge_stage.json, the main run, seeds 0 and 4, bf16, Intel Xeon with AMX): every edge query's
+# top-1 a true neighbour by step 40-60 and every ancestor probe at 0.99 by step 40; the last 200 steps only
+# repeated them, at a third of each run's time. With this stage every ancestor is readable from held-out leaves
+# by step 40 on seeds 0-4 in bf16 and 0-2 in fp32 (data/robustness.json, no_reverse_cascade.before_any_path).
 _EDGE_STAGE_D500 = replace(_EDGE_STAGE_CPU, train=replace(_EDGE_STAGE_CPU.train, steps=100))
-_SHORT_EDGES = ("the book's recipe: a 100-step edge-only stage (every edge and every ancestor probe at 0.99 or more "
-                "by step 40-80 of the former 300: data/edge_stage.json), then mixed batches; held-out paths switch on within "
+_SHORT_EDGES = ("the book's recipe: a 100-step edge-only stage (every edge and every ancestor probe at 0.99 by step "
+                "40-60 of the former 300: data/edge_stage.json), then mixed batches; held-out paths switch on within "
                 "~100 mixed steps on 2 cores (the release's single mixed stage: see the ablation)")
 # The book's path-star run: that recipe at the release's path length, its edge stage that short and its
-# mixed stage 300 steps. Measured on the former 600 (Intel Xeon with AMX, build/robustness): held-out full path
-# was 0.93-0.99 after 100 mixed steps on seeds 0-4 in both precisions, and then drifted down on some seeds (seed 4,
-# bf16: 0.94 -> 0.84 at step 600, under the check's 0.85) as a per-leaf lookup displaces the read-out; 300 steps
-# (constant, then decayed over the second half) end before that drift. The run of "Path-finding from memory",
+# mixed stage 300 steps. With the former 600 (data/edge_stage.json, Intel Xeon with AMX) held-out full path was
+# 0.94-0.96 after 100 mixed steps and then drifted down on seed 4 in bf16 (0.84 at the end, under the check's 0.85)
+# as a per-leaf lookup displaced the read-out; with 300 (constant, then decayed over the second half) it ends at
+# 0.98-1.00 on seeds 0-4 in bf16 and 0-2 in fp32 (data/robustness.json). The run of "Path-finding from memory",
 # "No reverse cascade" and "Geometry explains" (one cache entry).
 PATHSTAR_CPU = replace(PATHSTAR_L6_CPU, stages=(_EDGE_STAGE_D500, replace(
     PATHSTAR_L6_CPU.stages[1], train=replace(PATHSTAR_L6_CPU.stages[1].train, steps=300),
     why=PATHSTAR_L6_CPU.stages[1].why | {
         "train.steps": "budget and stability: held-out paths switch on within the first 100 mixed steps; with 600 "
-                       "they then drifted down on some seeds (0.94 -> 0.84, seed 4, bf16) as a per-leaf lookup "
-                       "displaced the read-out; 300 end before that (the release runs 10,000 epochs)"})),
+                       "they then drifted down on seed 4 in bf16 (0.94 -> 0.84, data/edge_stage.json) as a per-leaf "
+                       "lookup displaced the read-out; 300 end before that (the release runs 10,000 epochs)"})),
     why=PATHSTAR_L6_CPU.why | {"stages": _SHORT_EDGES})
 
 # The phase diagram's recipe: the l = 5 recipe on smaller graphs, a mixed stage of 400 steps with
