@@ -2,10 +2,11 @@
 
 The book's main run (``PATHSTAR_CPU``: d = 500, l = 6, 2 x 128 GPT) starts with an edge-only stage
 evaluated every 20 steps. This runs the former recipe (a 300-step edge stage, then 600 mixed
-steps) and records, per seed and precision, the first step at which every edge query's top-1
-answer is a true neighbour (``edge_top1_neighbour``) and every ancestor probe (``probe_k1`` ..
-``probe_k4``: the leaf's k-hop ancestor nearest among its depth) reach 0.99, and the held-out
-full-path accuracy at every mixed-stage evaluation (the drift that the shorter mixed stage avoids).
+steps) and records, per seed and precision, the step by which every edge query's top-1 answer is a
+true neighbour (``edge_top1_neighbour``) and every ancestor probe (``probe_k1`` .. ``probe_k4``: the
+leaf's k-hop ancestor nearest among its depth) has reached 0.99 (``geomlib.evaluate.readable_by``;
+one past the edge stage's end if never), and the held-out full-path accuracy at every mixed-stage
+evaluation (the drift that the shorter mixed stage avoids).
 
     python benchmarks/edge_stage.py                     # seeds 0-4 auto (bf16 where native), 0-2 fp32
     python benchmarks/edge_stage.py --seeds 0 --fp32-seeds
@@ -22,10 +23,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from geomlib.evaluate import readable_by
 from geomlib.precision import forced, precision_label
 from geomlib.presets import PATHSTAR_CPU
 from geomlib.recipes import pathstar_run
 from geomlib.studies import Study, command_line
+from geomlib.train import History
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "edge_stage.json"
@@ -40,23 +43,16 @@ def former_recipe():
                                          replace(mixed, train=replace(mixed.train, steps=MIXED_STEPS))))
 
 
-def first_step(rows: list[dict], keys: list[str]) -> int | None:
-    """The first evaluated step at which every one of ``keys`` is >= LEVEL (None: never)."""
-    for r in rows:
-        if all(r.get(k, 0.0) >= LEVEL for k in keys):
-            return int(r["step"])
-    return None
-
-
 def measure(seed: int) -> dict:
     run = former_recipe()
     _, _, hist = pathstar_run(run, seed, progress=False)
-    edge_rows = [r for r in hist.rows if r["step"] <= EDGE_STEPS]
+    edge_stage = History(rows=[r for r in hist.rows if r["step"] <= EDGE_STEPS])
     probes = [k for k in hist.rows[-1] if k.startswith("probe_k")]
+    # the step by which each reached LEVEL (the latest of their first steps; never: one past the stage's end)
     return {"key": f"{precision_label(run.precision)}|{seed}", "seed": seed, "precision": precision_label(run.precision),
-            "edges_first": first_step(edge_rows, ["edge_top1_neighbour"]),
-            "probes_first": first_step(edge_rows, probes),
-            "both_first": first_step(edge_rows, ["edge_top1_neighbour", *probes]),
+            "edges_first": readable_by(edge_stage, ["edge_top1_neighbour"], LEVEL),
+            "probes_first": readable_by(edge_stage, probes, LEVEL),
+            "both_first": readable_by(edge_stage, ["edge_top1_neighbour", *probes], LEVEL),
             "edge_stage_steps": EDGE_STEPS, "eval_every": run.stages[0].train.eval_every,
             "mixed_heldout_full_path": {int(r["step"]): round(r["heldout_full_path"], 4)
                                         for r in hist.rows if r["step"] > EDGE_STEPS}}
@@ -72,7 +68,7 @@ def main(argv=None) -> int:
         print("error: unset $GEOMLIB_PRECISION; this study sets it for its fp32 series", file=sys.stderr)
         return 2
     study = Study(args.out, f"the book's main path-star run with its former stages ({EDGE_STEPS} edge steps, "
-                  f"{MIXED_STEPS} mixed): the first step at which edges and every ancestor probe reach {LEVEL}, and "
+                  f"{MIXED_STEPS} mixed): the step by which edges and every ancestor probe have reached {LEVEL}, and "
                   "held-out full path over the mixed stage", command_line("benchmarks/edge_stage.py", argv),
                   level=LEVEL)
     for series, seeds in (("", args.seeds), ("fp32", args.fp32_seeds)):
