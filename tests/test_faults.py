@@ -140,6 +140,11 @@ def test_only_needs_a_chapter_name(tmp_path):
     assert e.value.code == 2
 
 
+def test_chapters_only_needs_only(tmp_path, capsys):
+    assert run_book.main(["--book", str(_book(tmp_path)), "--build", str(tmp_path / "build"), "--chapters-only"]) == 2
+    assert "--chapters-only needs --only" in capsys.readouterr().err and not (tmp_path / "build").exists()
+
+
 def test_make_chapter_without_nb_is_a_usage_error():
     r = subprocess.run(["make", "-s", "chapter"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "usage: make chapter NB=" in r.stderr

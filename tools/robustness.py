@@ -125,7 +125,7 @@ def run_chapter(chapter: str, seed: int, series: str, build: Path, preset: str) 
         env.pop("GEOMLIB_PRECISION", None)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "run_book.py"), "--only", chapter, "--seed", str(seed),
-                           "--preset", preset, "--build", str(folder), "--no-html"], env=env, capture_output=True, text=True)
+                           "--preset", preset, "--build", str(folder), "--no-html", "--chapters-only"], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     error = "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]
     ledger = read_ledger(folder / "ledger.json")

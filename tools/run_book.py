@@ -176,6 +176,8 @@ def check_arguments(args) -> None:
         check_seed(args.seed, "--seed")
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
+    if args.chapters_only and args.only is None:
+        raise UsageError("--chapters-only needs --only: a full run always builds the report")
     if args.only is not None:
         known = {p.stem for p in notebooks(book)}
         unknown = set(args.only) - known
@@ -257,6 +259,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", nargs="+", default=None, metavar="CHAPTER",
                     help="execute only these chapters (file stems); the report is always refreshed")
+    ap.add_argument("--chapters-only", action="store_true",
+                    help="with --only: skip the notebooks that are not chapters (the report, methods); for tools that "
+                         "read the ledger, not the pages")
     ap.add_argument("--no-html", action="store_true", help="execute only; do not render HTML")
     ap.add_argument("--cell-timeout", type=int, default=1800,
                     help="fail a chapter whose single cell runs longer than this many seconds (default 1800)")
@@ -281,7 +286,8 @@ def main(argv=None) -> int:
     chosen = notebooks(staged)
     if args.only is not None:
         # the report is rebuilt from the ledger on every run, so it never shows stale rows
-        chosen = [p for p in chosen if p.stem in args.only or not is_chapter(nbformat.read(p, as_version=4))]
+        chosen = [p for p in chosen if p.stem in args.only
+                  or not (args.chapters_only or is_chapter(nbformat.read(p, as_version=4)))]
     timings = {}
     print(f"executing {len(chosen)} notebook(s) with preset={args.preset!r}, seed={args.seed}; ledger: {ledger}")
     if threading.current_thread() is threading.main_thread():
