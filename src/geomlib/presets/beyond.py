@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from ..specs import EdgeRecipe, PathStarRun, Spec
 from . import release
-from .pathstar import EDGE_STAGE_CPU_COARSE, SCALING_BASE_CPU
+from .pathstar import EDGE_STAGE_CPU_COARSE, PATHSTAR_L5_CPU, SCALING_BASE_CPU
 from .tiny_graphs import NODE2VEC_CPU, NODE2VEC_PAPER
 
 __all__ = ["Scaling", "Interventions", "PRESETS", "RELEASE", "FORMATS"]
@@ -53,7 +53,8 @@ def _interventions(base: PathStarRun, node2vec: EdgeRecipe) -> dict[str, PathSta
 
 
 _INTERVENTIONS_BASE_CPU = replace(SCALING_BASE_CPU, d=50, stages=(EDGE_STAGE_CPU_COARSE, SCALING_BASE_CPU.stages[1]),
-                                  why=SCALING_BASE_CPU.why | {"d": "the fragile regime at CPU scale: 50 arms"})
+                                  why=SCALING_BASE_CPU.why | {"d": "the fragile regime at CPU scale: 50 arms",
+                                                              "stages": PATHSTAR_L5_CPU.why["stages"]})
 _INTERVENTIONS_PAPER = _interventions(replace(release.PATHSTAR, d=1000), NODE2VEC_PAPER)
 _NODE2VEC_START_CPU = replace(NODE2VEC_CPU, why=NODE2VEC_CPU.why | {
     "train.steps": "the 'Spectral bias' chapter's cpu recipe (1,500 steps)"})

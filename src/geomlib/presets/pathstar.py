@@ -87,13 +87,16 @@ PATHSTAR_L6_CPU = replace(
         _MIXED_STAGE_CPU, path_fraction=None, train=replace(_MIXED_STAGE_CPU.train, steps=600, weight_decay=0.01),
         why=_MIXED_STAGE_CPU.why | {"train.steps": "budget: held-out paths switch on within the first 100 mixed "
                                                    "steps; 600 mixed steps (the release runs 10,000 epochs)"})))
-# The edge-only stage of the book's d = 500 runs ("Path-finding from memory", "No reverse cascade",
-# "Geometry explains"'s free model, "The hardest token"): 100 steps, evaluated every 20. Measured on the former
-# 300-step stage (data/edge_stage.json, the main run, seeds 0 and 4, bf16, Intel Xeon with AMX): every edge query's
-# top-1 a true neighbour by step 40-60 and every ancestor probe at 0.99 by step 40; the last 200 steps only
-# repeated them, at a third of each run's time. With this stage every ancestor is readable from held-out leaves
-# by step 40 on seeds 0-4 in bf16 and 0-2 in fp32 (data/robustness.json, no_reverse_cascade.before_any_path).
-_EDGE_STAGE_D500 = replace(_EDGE_STAGE_CPU, train=replace(_EDGE_STAGE_CPU.train, steps=100))
+# The book's short edge-only stage: 100 steps, evaluated every 20 (the d = 500 runs: "Path-finding from memory",
+# "No reverse cascade", "Geometry explains"'s free model, "The hardest token"; and every cell of the phase
+# diagram). Measured on the former 300-step stage (data/edge_stage.json, the main run, seeds 0 and 4, bf16, Intel
+# Xeon with AMX): every edge query's top-1 a true neighbour by step 40-60 and every ancestor probe at 0.99 by step
+# 40; the last 200 steps only repeated them, at a third of each run's time. With this stage every ancestor is
+# readable from held-out leaves by step 40 on seeds 0-4 in bf16 and 0-2 in fp32 (data/robustness.json,
+# no_reverse_cascade.before_any_path). In the phase diagram's cells (d = 25-200) the former stage had every
+# edge by step 20-100 and the probe at its last value by step 40-160, except at l = 7, where it peaked at step 40
+# and then fell.
+_SHORT_EDGE_STAGE = replace(_EDGE_STAGE_CPU, train=replace(_EDGE_STAGE_CPU.train, steps=100))
 _SHORT_EDGES = ("the book's recipe: a 100-step edge-only stage (every edge and every ancestor probe at 0.99 by step "
                 "40-60 of the former 300: data/edge_stage.json), then mixed batches; held-out paths switch on within "
                 "~100 mixed steps on 2 cores (the release's single mixed stage: see the ablation)")
@@ -103,7 +106,7 @@ _SHORT_EDGES = ("the book's recipe: a 100-step edge-only stage (every edge and e
 # as a per-leaf lookup displaced the read-out; with 300 (constant, then decayed over the second half) it ends at
 # 0.98-1.00 on seeds 0-4 in bf16 and 0-2 in fp32 (data/robustness.json). The run of "Path-finding from memory",
 # "No reverse cascade" and "Geometry explains" (one cache entry).
-PATHSTAR_CPU = replace(PATHSTAR_L6_CPU, stages=(_EDGE_STAGE_D500, replace(
+PATHSTAR_CPU = replace(PATHSTAR_L6_CPU, stages=(_SHORT_EDGE_STAGE, replace(
     PATHSTAR_L6_CPU.stages[1], train=replace(PATHSTAR_L6_CPU.stages[1].train, steps=300),
     why=PATHSTAR_L6_CPU.stages[1].why | {
         "train.steps": "budget and stability: held-out paths switch on within the first 100 mixed steps; with 600 "
@@ -111,13 +114,13 @@ PATHSTAR_CPU = replace(PATHSTAR_L6_CPU, stages=(_EDGE_STAGE_D500, replace(
                        "lookup displaced the read-out; 300 end before that (the release runs 10,000 epochs)"})),
     why=PATHSTAR_L6_CPU.why | {"stages": _SHORT_EDGES})
 
-# The phase diagram's recipe: the l = 5 recipe on smaller graphs, a mixed stage of 400 steps with
-# batches of 512 (also "Interventions" and "Mamba too").
-SCALING_BASE_CPU = replace(PATHSTAR_L5_CPU, d=100, stages=(_EDGE_STAGE_CPU, replace(
+# The phase diagram's recipe: the l = 5 recipe on smaller graphs with the short edge stage, a mixed stage of
+# 400 steps with batches of 512 (also "Interventions", with its own 300-step edge stage).
+SCALING_BASE_CPU = replace(PATHSTAR_L5_CPU, d=100, stages=(_SHORT_EDGE_STAGE, replace(
     _MIXED_STAGE_CPU, train=replace(_MIXED_STAGE_CPU.train, steps=400), batch=512,
     why=_MIXED_STAGE_CPU.why | {"train.steps": "budget: 400 mixed steps per cell",
                                 "batch": "the phase diagram's smaller graphs: batches of 512"})),
-    why=PATHSTAR_L5_CPU.why | {"d": "the centre cell of a CPU phase diagram (100 arms)"})
+    why=PATHSTAR_L5_CPU.why | {"d": "the centre cell of a CPU phase diagram (100 arms)", "stages": _SHORT_EDGES})
 
 # The authors' recipe, as the release runs it: at the paper's scale (every `paper` preset of this
 # family) and at the book's d = 500, l = 5, 2 x 128 (the shipped ablation).
@@ -173,7 +176,7 @@ _INCONTEXT_CPU = InContextRun(
 # The hardest-token recipe: the former l = 5 recipe with the d = 500 edge stage, and a mixed stage of 300
 # steps: held-out n1 is 0.99 after 100 mixed steps (step 400 of the former 900-step run) and 1.00 from then to
 # step 1,500 in a longer run.
-_HARDEST_CPU = replace(PATHSTAR_L5_CPU, hardest_token=True, stages=(_EDGE_STAGE_D500, replace(
+_HARDEST_CPU = replace(PATHSTAR_L5_CPU, hardest_token=True, stages=(_SHORT_EDGE_STAGE, replace(
     _MIXED_STAGE_CPU, train=replace(_MIXED_STAGE_CPU.train, steps=300), why=_MIXED_STAGE_CPU.why | {
         "train.steps": "held-out n1 is 0.99 after 100 mixed steps and stays at 1.00 to step 1,500 in a longer run "
                        "(measured): 300 mixed steps"})), why=PATHSTAR_L5_CPU.why | {"stages": _SHORT_EDGES})
@@ -204,13 +207,20 @@ _FROZEN_PAPER = replace(_PAPER, model=replace(_PAPER.model, freeze_embeddings=Tr
 # LayerNorm, every Linear in a block N(0, 0.02) with zero biases (dt = softplus(0)). Measured
 # (benchmarks/mamba_hypotheses.py, data/mamba_hypotheses.json): with the reference-style block
 # held-out full path was 0.10; with the release's block 0.98 on seeds 0, 1 and 2.
+_MAMBA_STAGES = (EDGE_STAGE_CPU_COARSE, SCALING_BASE_CPU.stages[1])
 _MAMBA_CPU = replace(
-    SCALING_BASE_CPU, d=200, stages=(EDGE_STAGE_CPU_COARSE, SCALING_BASE_CPU.stages[1]),
+    SCALING_BASE_CPU, d=200, stages=_MAMBA_STAGES,
     model=Mamba(n_layer=2, d_model=128, residual=False, final_norm=False, release_init=True, why={
         "n_layer": "budget: 2 blocks of width 128; the release uses 12 x 384", "d_model": "budget (see n_layer)"}),
-    why=SCALING_BASE_CPU.why | {"d": "budget: a Mamba step costs ~3x a GPT step on 2 cores; 200 arms run in 1.5 min"})
-_MAMBA_TRANSFORMER_CPU = replace(SCALING_BASE_CPU, d=200,
-                                 why=SCALING_BASE_CPU.why | {"d": "the same cell as the Mamba run"})
+    why=SCALING_BASE_CPU.why | {
+        "d": "budget: a Mamba step costs ~3x a GPT step on 2 cores; 200 arms run in 1.5 min",
+        "stages": "the phase diagram's recipe with its former 300-step edge stage (the shipped Mamba runs, "
+                  "data/mamba_*.json, were made with it; with 100 steps seed 0 ended at held-out full path 0.94 "
+                  "instead of 0.98, a margin not yet measured over seeds)"})
+# The Transformer twin: the phase diagram's d = 200 cell with Mamba's stages (evaluated every 20 edge steps).
+_MAMBA_TRANSFORMER_CPU = replace(SCALING_BASE_CPU, d=200, stages=(_EDGE_STAGE_CPU, _MAMBA_STAGES[1]),
+                                 why=SCALING_BASE_CPU.why | {"d": "the same cell as the Mamba run",
+                                                             "stages": "the Mamba run's (see its setup table)"})
 _MAMBA_PAPER = replace(_PAPER, model=release.MAMBA)
 
 PRESETS = {
