@@ -93,9 +93,8 @@ PATHSTAR_L6_CPU = replace(
 # Xeon with AMX): every edge query's top-1 a true neighbour by step 40-60 and every ancestor probe at 0.99 by step
 # 40; the last 200 steps only repeated them, at a third of each run's time. With this stage every ancestor is
 # readable from held-out leaves by step 40 on seeds 0-4 in bf16 and 0-2 in fp32 (data/robustness.json,
-# no_reverse_cascade.before_any_path). In the phase diagram's cells (d = 25-200) the former stage had every
-# edge by step 20-100 and the probe at its last value by step 40-160, except at l = 7, where it peaked at step 40
-# and then fell.
+# no_reverse_cascade.before_any_path). The phase diagram's claims hold with it on seeds 0-4 in bf16 and seed 0 in
+# fp32 (data/robustness.json, chapter "scaling").
 _SHORT_EDGE_STAGE = replace(_EDGE_STAGE_CPU, train=replace(_EDGE_STAGE_CPU.train, steps=100))
 _SHORT_EDGES = ("the book's recipe: a 100-step edge-only stage (every edge and every ancestor probe at 0.99 by step "
                 "40-60 of the former 300: data/edge_stage.json), then mixed batches; held-out paths switch on within "
