@@ -82,6 +82,22 @@ def test_group_index_and_history_read_runs_without_parsing_in_a_chapter():
     assert h.first_step("probe", 0.9) is not None and h.last["step"] == runs["release", 0]["rows"][-1]["step"]
 
 
+def test_claim_over_seeds_reads_one_claim_of_a_robustness_document_by_seed():
+    from geomlib.studies import claim_over_seeds, load
+
+    def run(seed, series, value):
+        return {"seed": seed, "series": series, "hardware": "cpu X", "precision": "bf16",
+                "claims": {"a.b": {"measured": value, "precision": "fp32"}, "a.c": {"measured": -1.0}}}
+    doc = {"runs": {"a|default|1": run(1, "default", 0.5), "a|default|0": run(0, "default", 0.25),
+                    "a|fp32|0": run(0, "fp32", 0.75)}}
+    assert claim_over_seeds(doc, "a.b") == [{"seed": 0, "measured": 0.25, "hardware": "cpu X", "precision": "fp32"},
+                                            {"seed": 1, "measured": 0.5, "hardware": "cpu X", "precision": "fp32"}]
+    assert [r["measured"] for r in claim_over_seeds(doc, "a.b", series="fp32")] == [0.75]
+    assert claim_over_seeds(None, "a.b") == [] and claim_over_seeds(doc, "z.z") == []
+    former = claim_over_seeds(load("former_edge_stage.json"), "scaling.bigger_models")  # a list of runs: shipped
+    assert [r["seed"] for r in former] == [0, 1, 2, 3, 4]
+
+
 def test_no_chapter_parses_a_shipped_file_itself():
     import json as _json
     offenders = []

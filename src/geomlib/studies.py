@@ -24,6 +24,7 @@ from typing import Any, Callable
 from .fileio import write_json_atomic
 
 __all__ = ["Study", "machine", "provenance", "command_line", "load", "load_all", "origin", "group", "index",
+           "claim_over_seeds",
            "table", "history"]
 
 
@@ -148,6 +149,18 @@ def index(doc: dict | list[dict], *fields: str) -> dict[Any, dict]:
             raise ValueError(f"{len(rows)} runs share {dict(zip(fields, key if len(fields) > 1 else (key,)))}")
         out[key] = rows[0]
     return out
+
+
+def claim_over_seeds(doc: dict | None, claim: str, series: str = "default") -> list[dict]:
+    """One claim's runs in a document of ``data/robustness.json``'s form (its ``runs``: one chapter
+    run per seed and series), by seed: ``{seed, measured, hardware, precision}`` each; empty when
+    ``doc`` is None (not shipped) or holds no such run."""
+    runs = (doc or {}).get("runs", {})
+    out = [{"seed": r["seed"], "measured": r["claims"][claim]["measured"], "hardware": r["hardware"],
+            "precision": r["claims"][claim].get("precision", r["precision"])}
+           for r in (runs.values() if isinstance(runs, dict) else runs)
+           if r["series"] == series and claim in r["claims"]]
+    return sorted(out, key=lambda r: r["seed"])
 
 
 def table(name: str | Path, columns: list[str], where: Callable[[dict], bool] | None = None) -> list[list]:
