@@ -114,7 +114,7 @@ PATHSTAR_CPU = replace(PATHSTAR_L6_CPU, stages=(_SHORT_EDGE_STAGE, replace(
     why=PATHSTAR_L6_CPU.why | {"stages": _SHORT_EDGES})
 
 # The phase diagram's recipe: the l = 5 recipe on smaller graphs with the short edge stage, a mixed stage of
-# 400 steps with batches of 512 (also "Interventions", with its own 300-step edge stage).
+# 400 steps with batches of 512 (also "Interventions", at d = 50; "Mamba too" keeps the former edge stage).
 SCALING_BASE_CPU = replace(PATHSTAR_L5_CPU, d=100, stages=(_SHORT_EDGE_STAGE, replace(
     _MIXED_STAGE_CPU, train=replace(_MIXED_STAGE_CPU.train, steps=400), batch=512,
     why=_MIXED_STAGE_CPU.why | {"train.steps": "budget: 400 mixed steps per cell",
@@ -213,9 +213,9 @@ _MAMBA_CPU = replace(
         "n_layer": "budget: 2 blocks of width 128; the release uses 12 x 384", "d_model": "budget (see n_layer)"}),
     why=SCALING_BASE_CPU.why | {
         "d": "budget: a Mamba step costs ~3x a GPT step on 2 cores; 200 arms run in 1.5 min",
-        "stages": "the phase diagram's recipe with its former 300-step edge stage (the shipped Mamba runs, "
-                  "data/mamba_*.json, were made with it; with 100 steps seed 0 ended at held-out full path 0.94 "
-                  "instead of 0.98, a margin not yet measured over seeds)"})
+        "stages": "the phase diagram's recipe with its former 300-step edge stage: the shipped Mamba runs "
+                  "(data/mamba_*.json) were made with it, and the short stage has not been measured over seeds "
+                  "for Mamba"})
 # The Transformer twin: the phase diagram's d = 200 cell with Mamba's stages (evaluated every 20 edge steps).
 _MAMBA_TRANSFORMER_CPU = replace(SCALING_BASE_CPU, d=200, stages=(_EDGE_STAGE_CPU, _MAMBA_STAGES[1]),
                                  why=SCALING_BASE_CPU.why | {"d": "the same cell as the Mamba run",
