@@ -94,7 +94,7 @@ def test_claim_over_seeds_reads_one_claim_of_a_robustness_document_by_seed():
                                             {"seed": 1, "measured": 0.5, "hardware": "cpu X", "precision": "fp32"}]
     assert [r["measured"] for r in claim_over_seeds(doc, "a.b", series="fp32")] == [0.75]
     assert claim_over_seeds(None, "a.b") == [] and claim_over_seeds(doc, "z.z") == []
-    former = claim_over_seeds(load("former_edge_stage.json"), "scaling.bigger_models")  # a list of runs: shipped
+    former = claim_over_seeds(load("former_edge_stage.json"), "scaling.bigger_models")  # shipped
     assert [r["seed"] for r in former] == [0, 1, 2, 3, 4]
 
 

@@ -258,7 +258,8 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", nargs="+", default=None, metavar="CHAPTER",
-                    help="execute only these chapters (file stems); the report is always refreshed")
+                    help="execute only these chapters (file stems); the report is refreshed too "
+                         "(unless --chapters-only)")
     ap.add_argument("--chapters-only", action="store_true",
                     help="with --only: skip the notebooks that are not chapters (the report, methods); for tools that "
                          "read the ledger, not the pages")

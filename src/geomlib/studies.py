@@ -155,11 +155,9 @@ def claim_over_seeds(doc: dict | None, claim: str, series: str = "default") -> l
     """One claim's runs in a document of ``data/robustness.json``'s form (its ``runs``: one chapter
     run per seed and series), by seed: ``{seed, measured, hardware, precision}`` each; empty when
     ``doc`` is None (not shipped) or holds no such run."""
-    runs = (doc or {}).get("runs", {})
     out = [{"seed": r["seed"], "measured": r["claims"][claim]["measured"], "hardware": r["hardware"],
             "precision": r["claims"][claim].get("precision", r["precision"])}
-           for r in (runs.values() if isinstance(runs, dict) else runs)
-           if r["series"] == series and claim in r["claims"]]
+           for r in (doc or {}).get("runs", {}).values() if r["series"] == series and claim in r["claims"]]
     return sorted(out, key=lambda r: r["seed"])
 
 
