@@ -180,7 +180,7 @@ def negative_cases(untrained) -> dict:
         "hardest_token.heldout_n1": lambda: (gpt["heldout_n1_tf"], None),
         "geometry_explains.probe": lambda: (nearest_child_probe(random_embeddings(task.graph.num_nodes), task.graph,
                                                        task.test_arms), None),
-        "geometry_explains.control_memorises": lambda: (gpt["edge_top1_neighbour"], None),
+        "geometry_explains.control_memorises": lambda: (gpt["edge_top1_neighbour_without_root"], None),
         "geometry_explains.control_fits": lambda: (gpt["train_full_path"], None),
         # a control that generalises to held-out leaves (as the free model does)
         "geometry_explains.control_chance": lambda: (1.0, 10 / d),

@@ -109,7 +109,8 @@ def test_recipe_stages_and_cache(tmp_path, monkeypatch):
                                 replace(mixed, train=replace(mixed.train, steps=4))))
     task, model, hist = pathstar_run(run, progress=False)
     assert hist["step"].tolist() == [0, 3, 6, 10] and hist.meta["stage_starts"] == [0, 6]
-    assert {"heldout_full_path", "heldout_n1", "heldout_n1_tf", "train_full_path", "edge_top1_neighbour", "probe", "probe_k1",
+    assert {"heldout_full_path", "heldout_n1", "heldout_n1_tf", "train_full_path", "edge_top1_neighbour",
+            "edge_top1_neighbour_without_root", "probe", "probe_k1",
             "heldout_pos0", "heldout_pos3", "heldout_tf_pos1"} <= set(hist.last)
     _, _, again = pathstar_run(run, progress=False)  # from the cache: identical record
     assert again.rows == hist.rows

@@ -162,7 +162,8 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
     (``heldout_tf_pos{i}``, the true previous tokens given); the reverse-cascade view, each position right while
     ``n1`` is wrong (``heldout_pos{i}_without_n1``, ``heldout_tf_pos{i}_without_n1``) and ``heldout_backward``
     (``n1`` wrong, a node two or more hops before the leaf right: read backwards from the leaf); optionally the training paths' full-path accuracy, edge
-    recall (top-1 is a true neighbour), and the geometry probes on held-out leaves: ``probe``
+    recall (top-1 is a true neighbour: ``edge_top1_neighbour``, and ``edge_top1_neighbour_without_root`` over the
+    queries other than the root's, whose one input has ``d`` right answers), and the geometry probes on held-out leaves: ``probe``
     (nearest child = own ``n1``) and ``probe_k{k}`` (own ``k``-hop ancestor nearest among its depth)."""
     from .geometry import ancestor_probe
 
@@ -192,7 +193,11 @@ def pathstar_metrics(task: PathStarTask, heldout: bool = True, train: bool = Fal
             pred = torch.cat([model.next_logits(x.to(_device(model)))[:, : task.vocab.num_nodes].argmax(-1).cpu()
                               for x in e.inputs.split(chunk)]).numpy()
             u = e.inputs[:, 1].numpy()
-            out["edge_top1_neighbour"] = float(task.graph.has_edge(u, pred).mean())
+            hit = task.graph.has_edge(u, pred)
+            out["edge_top1_neighbour"] = float(hit.mean())
+            # the root's queries (d of them, 1 / (2 (l - 1)) of all) share one input with d right answers, so they
+            # hit or miss together; every other query has one or two right answers
+            out["edge_top1_neighbour_without_root"] = float(hit[u != task.graph.root].mean())
         if probe:
             emb = model.token_embeddings()
             for k in range(1, l - 1):
