@@ -3,8 +3,9 @@
 "Geometry explains it" freezes the Transformer's token embeddings at random: it can still store
 every edge and training path in its other weights, but cannot find held-out paths. Does Mamba's
 success need learned embedding geometry the same way? This runs the "Mamba too?" chapter's cpu
-recipe with the token embeddings (tied to the output head) frozen at their random init, seeds 0-2,
-and records what it memorises (edges, training paths) and what it finds (held-out n1 and full
+recipe, with the former 300-step edge stage these runs were made with (``MAMBA_FORMER_STAGES``),
+with the token embeddings (tied to the output head) frozen at their random init, seeds 0-2, and
+records what it memorises (edges, training paths) and what it finds (held-out n1 and full
 paths), beside the same recipe unfrozen.
 
     python benchmarks/mamba_control.py                  # seeds 0-2, frozen and plain (resumable)
@@ -20,11 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from geomlib.presets import PRESETS, plain
+from geomlib.presets.pathstar import MAMBA_FORMER_STAGES
 from geomlib.recipes import pathstar_run
 from geomlib.studies import Study, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
-_RUN = PRESETS["mamba_too"]["cpu"].run
+_RUN = replace(PRESETS["mamba_too"]["cpu"].run, stages=MAMBA_FORMER_STAGES)  # what data/mamba_control.json ran
 VARIANTS = {"plain": _RUN, "frozen embeddings": replace(_RUN, model=replace(_RUN.model, freeze_embeddings=True))}
 
 

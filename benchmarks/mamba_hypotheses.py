@@ -1,9 +1,10 @@
 """Why did the book's first Mamba memorise every edge and training path, build a perfect geometry
 probe, and still not find held-out paths? One hypothesis at a time, from the `mamba_too`
 chapter's cell (`mamba_too` cpu preset: d = 200 arms, l = 5, 2 x 128, the phase diagram's
-recipe) with the reference-style block it first used, each run's held-out full path (final and best), n1, probe, training paths,
-steps and minutes written to ``data/mamba_hypotheses.json`` after every run, with the command,
-commit and machine. Runs go through the model cache, so an interrupted sweep continues.
+recipe with the former 300-step edge stage these runs were made with, ``MAMBA_FORMER_STAGES``)
+with the reference-style block it first used, each run's held-out full path (final and best), n1,
+probe, training paths, steps and minutes written to ``data/mamba_hypotheses.json`` after every run,
+with the command, commit and machine. Runs go through the model cache, so an interrupted sweep continues.
 
     python benchmarks/mamba_hypotheses.py                 # every variant, seed 0
     python benchmarks/mamba_hypotheses.py --only baseline "no decay on SSM parameters" --seeds 0 1 2
@@ -17,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from geomlib.presets import Mamba, PathStarRun, get_preset, plain
+from geomlib.presets.pathstar import MAMBA_FORMER_STAGES
 from geomlib.recipes import pathstar_run
 from geomlib.studies import Study, command_line
 
@@ -53,7 +55,7 @@ def variant_config(name: str) -> PathStarRun:
     # the hypotheses start from the reference-style block the chapter first used (residual, final
     # norm, dt in [1e-3, 0.1]); the chapter now uses the release's block, the winner below
     reference = Mamba(n_layer=cfg.model.n_layer, d_model=cfg.model.d_model)
-    edges, mix = cfg.stages
+    edges, mix = MAMBA_FORMER_STAGES  # the stages data/mamba_hypotheses.json was made with
     stage = {k: v for k, v in mixed.items() if k in ("path_fraction", "batch")}  # the rest are training values
     train = {k: v for k, v in mixed.items() if k not in stage}
     return replace(cfg, model=replace(reference, **model),
