@@ -3,7 +3,7 @@
 "Geometry explains it" freezes the Transformer's token embeddings at random: it can still store
 every edge and training path in its other weights, but cannot find held-out paths. Does Mamba's
 success need learned embedding geometry the same way? This runs the "Mamba too?" chapter's cpu
-recipe, with the former 300-step edge stage these runs were made with (``MAMBA_FORMER_STAGES``),
+recipe with the stages these runs were made with (``MAMBA_FORMER_STAGES``: 300 edge, 400 mixed),
 with the token embeddings (tied to the output head) frozen at their random init, seeds 0-2, and
 records what it memorises (edges, training paths) and what it finds (held-out n1 and full
 paths), beside the same recipe unfrozen.

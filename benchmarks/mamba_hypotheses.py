@@ -1,7 +1,7 @@
 """Why did the book's first Mamba memorise every edge and training path, build a perfect geometry
 probe, and still not find held-out paths? One hypothesis at a time, from the `mamba_too`
 chapter's cell (`mamba_too` cpu preset: d = 200 arms, l = 5, 2 x 128, the phase diagram's
-recipe with the former 300-step edge stage these runs were made with, ``MAMBA_FORMER_STAGES``)
+recipe with the stages these runs were made with, ``MAMBA_FORMER_STAGES``: 300 edge, 400 mixed)
 with the reference-style block it first used, each run's held-out full path (final and best), n1,
 probe, training paths, steps and minutes written to ``data/mamba_hypotheses.json`` after every run,
 with the command, commit and machine. Runs go through the model cache, so an interrupted sweep continues.
