@@ -206,17 +206,16 @@ _FROZEN_CPU = replace(
 _FROZEN_PAPER = replace(_PAPER, model=replace(_PAPER.model, freeze_embeddings=True, emb_init_std=1.0,
                                              why={"emb_init_std": _FROZEN_AT_ONE}))
 
-# "Mamba too": the pure-torch Mamba with the phase diagram's recipe at d = 200 arms, its short edge stage
-# included, and 800 mixed steps (the scan is torch.compiled); a d = 500 run would take about 10 min.
-# The block as the release builds it: Mamba(LayerNorm(x)) with no residual connection and no final
-# LayerNorm, every Linear in a block N(0, 0.02) with zero biases (dt = softplus(0)). Measured
-# (benchmarks/mamba_hypotheses.py, data/mamba_hypotheses.json, made with the former stages, 300 edge and 400
-# mixed steps: MAMBA_FORMER_STAGES): with the reference-style block held-out full path was 0.10; with the release's block
-# 0.98 on seeds 0, 1 and 2. With the short edge stage and the phase diagram's 400 mixed steps, held-out full path
-# was still rising at the end: 0.94, 0.96, 0.98, 0.98, 0.98 on seeds 0-4 (bf16, Intel Xeon with AMX; seed 0:
-# 0.68, 0.80, 0.90, 0.94 every 100 mixed steps; those runs are not shipped), a margin of 0.04 over the check's 0.9
-# on seed 0. With 800 mixed steps it is 0.98-1.00 on seeds 0-4 in bf16 and seed 0 in fp32 (data/robustness.json,
-# chapter "mamba_too").
+# "Mamba too": the pure-torch Mamba with the phase diagram's recipe at d = 200 arms, its short edge stage included,
+# and 800 mixed steps (the scan is torch.compiled); a d = 500 run would take about 10 min. The block as the release
+# builds it: Mamba(LayerNorm(x)) with no residual connection and no final LayerNorm, every Linear in a block
+# N(0, 0.02) with zero biases (dt = softplus(0)). Measured (benchmarks/mamba_hypotheses.py, data/mamba_hypotheses.json,
+# made with the former stages, 300 edge and 400 mixed steps: MAMBA_FORMER_STAGES): with the reference-style block
+# held-out full path was 0.10; with the release's block 0.98 on seeds 0, 1 and 2. With the short edge stage and the
+# phase diagram's 400 mixed steps, held-out full path was still rising at the end: 0.94, 0.96, 0.98, 0.98, 0.98 on
+# seeds 0-4 (bf16, Intel Xeon with AMX; seed 0: 0.68, 0.80, 0.90, 0.94 every 100 mixed steps; those runs are not
+# shipped), a margin of 0.04 over the check's 0.9 on seed 0. With 800 mixed steps it is 0.98-1.00 on seeds 0-4 in
+# bf16 and seed 0 in fp32 (data/robustness.json, chapter "mamba_too").
 _MAMBA_MIXED = replace(SCALING_BASE_CPU.stages[1], train=replace(SCALING_BASE_CPU.stages[1].train, steps=800),
                        why=SCALING_BASE_CPU.stages[1].why | {
                            "train.steps": "Mamba switches later than the Transformer: after the phase diagram's 400 "
