@@ -291,6 +291,35 @@ def test_edge_runs_in_processes_match_one_after_the_other():
         edge_runs([(cycle(7, 0), "linear", 0, {})])
 
 
+def test_path_star_runs_in_processes_match_one_after_the_other(tmp_path, monkeypatch):
+    """A sweep's path-star runs spread over worker processes give exactly what running them here,
+    one after the other, single-threaded, gives; a run asked twice trains once; the caller's
+    thread count is restored; bad input fails before any process starts."""
+    from geomlib.recipes import pathstar_run, pathstar_runs
+    run = _tiny_run(precision="fp32")
+    jobs = [(run, 0), (replace(run, d=9), 1), (run, 0)]
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path / "there"))
+    threads = torch.get_num_threads()
+    there = pathstar_runs(jobs, workers=2, progress=False)
+    assert torch.get_num_threads() == threads
+    assert len([p for p in (tmp_path / "there").iterdir() if p.is_dir()]) == 2  # the repeated job trained once
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path / "here"))
+    torch.set_num_threads(1)
+    try:
+        here = [pathstar_run(r, s, progress=False) for r, s in jobs]
+    finally:
+        torch.set_num_threads(threads)
+    def untimed(h):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in h.rows]
+    for (_, m1, h1), (_, m2, h2) in zip(here, there):
+        assert untimed(h1) == untimed(h2) and all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(),
+                                                                                   m2.state_dict().values()))
+        assert h2.meta["configs"][0]["threads"] == 1
+    assert untimed(pathstar_runs(jobs[:1], progress=False)[0][2]) == untimed(there[0][2])  # from the cache
+    with pytest.raises(TypeError, match="PathStarRun"):
+        pathstar_runs([("plain", 0)])
+
+
 # ----------------------------------------------------------------------------- the GPU path, checked on the CPU
 def test_a_training_step_reads_its_target_counts_without_the_device(monkeypatch):
     """Each stream's supervised-target count came from the device every step (a host sync per
@@ -338,6 +367,20 @@ def test_tiny_graph_jobs_on_a_gpu_run_in_this_process(monkeypatch):
     monkeypatch.setattr(recipes, "edge_run", lambda g, r, s, **kw: ("here", s))
     recipe = EdgeRecipe(Linear(width=16), TrainConfig(steps=3, lr=1e-2))
     assert recipes.edge_runs([(cycle(7, s), recipe, s, {}) for s in (0, 1, 2)]) == [("here", 0), ("here", 1), ("here", 2)]
+
+
+def test_path_star_jobs_on_a_gpu_run_in_this_process(tmp_path, monkeypatch):
+    """As for tiny-graph jobs: on a GPU a sweep's cells run here, one after the other."""
+    from geomlib import recipes
+
+    def no_pool(*a, **kw):
+        raise AssertionError("a worker pool was started on a GPU")
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    monkeypatch.setattr(recipes, "default_device", lambda: torch.device("cuda"))
+    monkeypatch.setattr(recipes, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(recipes, "pathstar_run", lambda run, seed, **kw: ("here", run.d, seed))
+    jobs = [(_tiny_run(d=d), s) for d, s in ((8, 0), (9, 1), (10, 2))]
+    assert recipes.pathstar_runs(jobs) == [("here", 8, 0), ("here", 9, 1), ("here", 10, 2)]
 
 
 def test_long_path_star_runs_are_resumable_by_default(tmp_path, monkeypatch):

@@ -28,7 +28,7 @@ import torch
 
 from .fileio import clean_stale, describe_os_error, locked, temp_dir, write_json_atomic
 
-__all__ = ["config_hash", "cache_root", "cached_run", "CacheWarning", "shipped_data", "shipped_files"]
+__all__ = ["config_hash", "cache_root", "cached_run", "is_cached", "CacheWarning", "shipped_data", "shipped_files"]
 
 CACHE_VERSION = 1
 
@@ -146,6 +146,17 @@ def _save(entry: Path, key: dict, model: torch.nn.Module, record: dict, retrain:
                 shutil.rmtree(entry)
             os.replace(tmp, entry)
     return None
+
+
+def is_cached(name: str, key: dict) -> bool:
+    """Whether an entry for ``key`` is stored under ``name`` (its manifest names this key): a cheap
+    look before deciding what to train; :func:`cached_run` still verifies the entry when it loads it."""
+    entry = cache_root() / f"{name}-{config_hash(key)}"
+    try:
+        stored = json.loads((entry / "manifest.json").read_text())["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return stored == json.loads(json.dumps(key, sort_keys=True, default=str))
 
 
 def cached_run(name: str, key: dict, model: torch.nn.Module, fit: Callable[[torch.nn.Module], dict],

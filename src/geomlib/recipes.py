@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import cache_root, cached_run, config_hash
+from .cache import cache_root, cached_run, config_hash, is_cached
 from .evaluate import edge_metrics, pathstar_metrics
 from .fileio import write_torch_atomic
 from .graphs import Graph
@@ -35,7 +36,7 @@ from .specs import EdgeRecipe, InContextRun, PathStarRun, Stage, plain
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
 from .train import History, default_device, note_precisions, set_seed, train
 
-__all__ = ["stage_batches", "run_recipe", "build_pathstar", "train_pathstar", "pathstar_run", "edge_run", "edge_runs",
+__all__ = ["stage_batches", "run_recipe", "build_pathstar", "train_pathstar", "pathstar_run", "pathstar_runs", "edge_run", "edge_runs",
            "incontext_run", "run_key", "checkpoint_path", "CheckpointError", "CODE_FIELDS", "LONG_RUN_STEPS"]
 
 
@@ -266,6 +267,69 @@ def pathstar_run(run: PathStarRun, seed: int = 0, *, retrain: bool = False, prog
         ckpt.unlink()  # finished and cached: the checkpoint has done its job
     model.eval()
     return task, model, note_precisions(History.from_dict(record))
+
+
+def _pathstar_job(job: tuple) -> tuple:
+    torch.set_num_threads(1)
+    run, seed = job
+    return pathstar_run(run, seed, progress=False)
+
+
+def _cost(run: PathStarRun) -> float:
+    """A rough relative cost of a run, to start the longest first: steps x batch x depth x width^2."""
+    width = getattr(run.model, "n_embd", None) or getattr(run.model, "d_model", 1)
+    return sum(st.train.steps * (st.batch or 1) for st in run.stages) * run.model.n_layer * width ** 2
+
+
+def pathstar_runs(jobs, *, workers: int | None = None, progress=None) -> list[tuple]:
+    """Many independent :func:`pathstar_run` calls, ``jobs = [(run, seed), ...]`` (the cells of a
+    sweep), each **single-threaded** and spread over ``workers`` processes (default: one per CPU
+    core; on a GPU this one process). A small path-star model's steps do not keep a second core
+    busy, a second process does: on 2 cores two single-threaded runs at once finish about twice as
+    fast as the same runs one after the other on two threads. One thread per run also makes a
+    run's numbers independent of how many cores the machine has (the thread count changes the
+    last bits of a CPU matmul, and a run's cache key names it). Runs already in the cache are
+    loaded, not retrained; a run asked twice trains once. Returns ``[(task, model, history), ...]``
+    in the order of ``jobs``."""
+    from .train import _progress_enabled
+    from .validate import check_seed
+
+    jobs = [(run, check_seed(seed)) for run, seed in jobs]
+    for run, _ in jobs:  # bad input fails here, before any process starts
+        if not isinstance(run, PathStarRun):
+            raise TypeError(f"pathstar_runs takes geomlib.specs.PathStarRun runs, got {type(run).__name__}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the keys (and any run trained here) are single-threaded
+    try:
+        keys = [config_hash(run_key("pathstar", run, seed, run.precision)) for run, seed in jobs]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}  # one job per distinct run
+        todo = sorted((i for i in first.values()
+                       if not is_cached("pathstar", run_key("pathstar", *jobs[i], jobs[i][0].precision))),
+                      key=lambda i: -_cost(jobs[i][0]))
+        workers = min(len(todo), cpu_cores()) if workers is None else workers
+        if default_device().type != "cpu":
+            workers = 1  # as in edge_runs: one CUDA context, in this process
+        done = {}
+        if workers > 1 and len(todo) > 1:
+            from concurrent.futures import as_completed
+
+            from tqdm.auto import tqdm
+
+            with tqdm(total=len(todo), desc=f"path-star runs, {workers} at a time", file=sys.stderr,
+                      disable=not _progress_enabled(progress)) as bar, \
+                    ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(_pathstar_job, jobs[i]): i for i in todo}
+                for f in as_completed(futures):
+                    done[futures[f]] = f.result()
+                    bar.update(1)
+        for _, _, hist in done.values():  # trained in a worker: recorded here, for the chapter's ledger rows
+            note_precisions(hist)
+        for j in first.values():  # from the cache, or trained here (one job, one worker, or a GPU)
+            if j not in done:
+                done[j] = pathstar_run(*jobs[j], progress=progress)
+        return [done[first[k]] for k in keys]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def timed_pathstar_run(run: PathStarRun, seed: int, max_seconds: float, on_eval=None, progress=None):
