@@ -273,7 +273,7 @@ def test_a_change_to_a_shared_preset_recomputes_the_runs_that_embed_it(tmp_path,
     assert len(entries()) == 2
 
 
-def test_edge_runs_in_processes_match_one_after_the_other():
+def test_edge_runs_in_processes_match_one_after_the_other(tmp_path, monkeypatch):
     """Independent tiny-graph runs spread over worker processes give exactly what running them
     here, one after the other, gives; bad input fails before any process starts."""
     from geomlib.graphs import cycle
@@ -282,13 +282,42 @@ def test_edge_runs_in_processes_match_one_after_the_other():
 
     recipe = EdgeRecipe(Linear(width=16), TrainConfig(steps=30, lr=1e-2))
     jobs = [(cycle(7, s), recipe, s, dict(k=2, eval_every=10, progress=False)) for s in (0, 1)]
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path / "here"))
     here = edge_runs(jobs, workers=1)
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path / "there"))  # not loaded from the first call's cache
     there = edge_runs(jobs, workers=2)
     for (m1, h1), (m2, h2) in zip(here, there):
         untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in h.rows] for h in (h1, h2)]
         assert torch.equal(m1.W, m2.W) and untimed[0] == untimed[1]
     with pytest.raises(TypeError, match="EdgeRecipe"):
         edge_runs([(cycle(7, 0), "linear", 0, {})])
+    with pytest.raises(TypeError, match="eval_evry"):
+        edge_runs([(cycle(7, 0), recipe, 0, dict(eval_evry=10))])
+
+
+def test_an_edge_run_another_chapter_trained_is_loaded(tmp_path, monkeypatch):
+    """The "Knobs" chapter's default-init knob is the "A wide linear net" chapter's net on the same
+    cycle: asked again (through edge_runs, or edge_run with cache=True) it is loaded, bit for bit,
+    not retrained; a different option (what its history measures) or seed is another run."""
+    from geomlib import recipes
+    from geomlib.graphs import cycle
+    from geomlib.presets import EdgeRecipe, Linear, get_preset
+
+    assert get_preset("knobs").variants["default small init, lr 1e-2"] == get_preset("linear_net").recipe
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    recipe = EdgeRecipe(Linear(width=16), TrainConfig(steps=30, lr=1e-2))
+    g = cycle(7, 0)
+    [(m1, h1), _] = recipes.edge_runs([(g, recipe, 0, dict(k=2)), (g, recipe, 0, dict(k=2))])  # trains once
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1
+    monkeypatch.setattr(recipes, "train", lambda *a, **kw: pytest.fail("a cached edge run was trained again"))
+    m2, h2 = recipes.edge_run(g, recipe, 0, k=2, cache=True)
+    [(m3, _)] = recipes.edge_runs([(g, recipe, 0, dict(k=2, progress=False))])
+    assert torch.equal(m1.W, m2.W) and torch.equal(m1.W, m3.W) and h2.rows[-1]["loss"] == h1.rows[-1]["loss"]
+    for other in (dict(k=3), dict(k=2, eval_every=5)):
+        with pytest.raises(pytest.fail.Exception, match="trained again"):
+            recipes.edge_runs([(g, recipe, 0, other)])
+    with pytest.raises(pytest.fail.Exception, match="trained again"):
+        recipes.edge_run(cycle(7, 1), recipe, 0, k=2, cache=True)  # another graph (its nodes permuted)
 
 
 def test_path_star_runs_in_processes_match_one_after_the_other(tmp_path, monkeypatch):
@@ -353,7 +382,7 @@ def test_a_checkpoint_is_loaded_onto_the_cpu_and_keeps_the_cuda_generator(tmp_pa
     assert where == ["cpu"]
 
 
-def test_tiny_graph_jobs_on_a_gpu_run_in_this_process(monkeypatch):
+def test_tiny_graph_jobs_on_a_gpu_run_in_this_process(tmp_path, monkeypatch):
     """On a GPU, one worker process per core would each pay for a CUDA context and hand a CUDA
     model back from a process that then exits."""
     from geomlib import recipes
@@ -364,6 +393,7 @@ def test_tiny_graph_jobs_on_a_gpu_run_in_this_process(monkeypatch):
         raise AssertionError("a worker pool was started on a GPU")
     monkeypatch.setattr(recipes, "default_device", lambda: torch.device("cuda"))
     monkeypatch.setattr(recipes, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
     monkeypatch.setattr(recipes, "edge_run", lambda g, r, s, **kw: ("here", s))
     recipe = EdgeRecipe(Linear(width=16), TrainConfig(steps=3, lr=1e-2))
     assert recipes.edge_runs([(cycle(7, s), recipe, s, {}) for s in (0, 1, 2)]) == [("here", 0), ("here", 1), ("here", 2)]

@@ -15,11 +15,12 @@ geometric interventions) and the cache around them.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import multiprocessing
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
@@ -285,48 +286,57 @@ def pathstar_runs(jobs, *, workers: int | None = None, progress=None) -> list[tu
     """Many independent :func:`pathstar_run` calls, ``jobs = [(run, seed), ...]`` (the cells of a
     sweep), each **single-threaded** and spread over ``workers`` processes (default: one per CPU
     core; on a GPU this one process). A small path-star model's steps do not keep a second core
-    busy, a second process does: on 2 cores two single-threaded runs at once finish about twice as
-    fast as the same runs one after the other on two threads. One thread per run also makes a
-    run's numbers independent of how many cores the machine has (the thread count changes the
-    last bits of a CPU matmul, and a run's cache key names it). Runs already in the cache are
+    busy, a second process does (``benchmarks/sweep_cells.py`` times it). One thread per run also
+    makes a run's numbers independent of how many cores the machine has (the thread count changes
+    the last bits of a CPU matmul, and a run's cache key names it). Runs already in the cache are
     loaded, not retrained; a run asked twice trains once. Returns ``[(task, model, history), ...]``
     in the order of ``jobs``."""
-    from .train import _progress_enabled
     from .validate import check_seed
 
     jobs = [(run, check_seed(seed)) for run, seed in jobs]
     for run, _ in jobs:  # bad input fails here, before any process starts
         if not isinstance(run, PathStarRun):
             raise TypeError(f"pathstar_runs takes geomlib.specs.PathStarRun runs, got {type(run).__name__}")
+    return _single_threaded_runs(jobs, "pathstar", key=lambda job: run_key("pathstar", *job, job[0].precision),
+                                 work=_pathstar_job, here=lambda job: pathstar_run(*job, progress=progress),
+                                 cost=lambda job: _cost(job[0]), workers=workers, progress=progress)
+
+
+def _single_threaded_runs(jobs: list, kind: str, *, key, work, here, cost, workers: int | None, progress) -> list:
+    """What :func:`pathstar_runs` and :func:`edge_runs` share: with this process single-threaded
+    (so that every key names one thread), the distinct jobs not yet in the cache (``key(job)``,
+    cache ``kind``) go to ``workers`` spawned processes, costliest first (``work(job)`` in a
+    worker); then every job is taken from what the workers returned, or from ``here(job)`` (the
+    cache, or training in this process: one job, one worker, or a GPU). Results are in the order of
+    ``jobs``; the last item of each is its history."""
+    from .train import _progress_enabled
+
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the keys (and any run trained here) are single-threaded
+    torch.set_num_threads(1)
     try:
-        keys = [config_hash(run_key("pathstar", run, seed, run.precision)) for run, seed in jobs]
+        keys = [config_hash(key(job)) for job in jobs]
         first = {k: i for i, k in reversed(list(enumerate(keys)))}  # one job per distinct run
-        todo = sorted((i for i in first.values()
-                       if not is_cached("pathstar", run_key("pathstar", *jobs[i], jobs[i][0].precision))),
-                      key=lambda i: -_cost(jobs[i][0]))
+        todo = sorted((i for i in first.values() if not is_cached(kind, key(jobs[i]))), key=lambda i: -cost(jobs[i]))
         workers = min(len(todo), cpu_cores()) if workers is None else workers
         if default_device().type != "cpu":
-            workers = 1  # as in edge_runs: one CUDA context, in this process
+            workers = 1  # on a GPU every worker would pay for its own CUDA context and hand a CUDA model
+            # back through the pool from a process that then exits; one process runs them all there
         done = {}
         if workers > 1 and len(todo) > 1:
-            from concurrent.futures import as_completed
-
             from tqdm.auto import tqdm
 
-            with tqdm(total=len(todo), desc=f"path-star runs, {workers} at a time", file=sys.stderr,
+            with tqdm(total=len(todo), desc=f"{kind} runs, {workers} at a time", file=sys.stderr,
                       disable=not _progress_enabled(progress)) as bar, \
                     ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(_pathstar_job, jobs[i]): i for i in todo}
+                futures = {pool.submit(work, jobs[i]): i for i in todo}
                 for f in as_completed(futures):
                     done[futures[f]] = f.result()
                     bar.update(1)
-        for _, _, hist in done.values():  # trained in a worker: recorded here, for the chapter's ledger rows
-            note_precisions(hist)
-        for j in first.values():  # from the cache, or trained here (one job, one worker, or a GPU)
-            if j not in done:
-                done[j] = pathstar_run(*jobs[j], progress=progress)
+        for result in done.values():  # trained in a worker: recorded here, for the chapter's ledger rows
+            note_precisions(result[-1])
+        for i in first.values():
+            if i not in done:
+                done[i] = here(jobs[i])
         return [done[first[k]] for k in keys]
     finally:
         torch.set_num_threads(threads)
@@ -368,11 +378,13 @@ def _node2vec_aux(graph: Graph, weight: float):
 
 
 def edge_run(graph: Graph, recipe: EdgeRecipe, seed: int = 0, *, directions: str = "both",
-             self_edges: bool = False, k: int | str = 5, eval_every: int = 10, progress=None):
+             self_edges: bool = False, k: int | str = 5, eval_every: int = 10, progress=None, cache: bool = False):
     """Edge memorisation on a (tiny) graph: ``[EDGE] u -> v``, full batch, for any model kind
     (GPT, Mamba, linear net, Node2Vec; the shallow ones are queried with ``u``), trained by
     ``recipe`` with ``seed``. Returns ``(model, history)``; the history tracks top-``k`` recall of
-    the trained edges and the geometric level every ``eval_every`` steps."""
+    the trained edges and the geometric level every ``eval_every`` steps. ``cache=True`` keeps
+    the result in the model cache (as :func:`edge_runs` does): a chapter that asks for a run another
+    chapter trained loads it."""
     if not isinstance(recipe, EdgeRecipe):
         raise TypeError(f"edge_run takes a geomlib.specs.EdgeRecipe, got {type(recipe).__name__}")
     vocab = Vocab(graph.num_nodes)
@@ -384,15 +396,36 @@ def edge_run(graph: Graph, recipe: EdgeRecipe, seed: int = 0, *, directions: str
     net = build_model(recipe.model, **sizes)
     net = net.to(default_device())
     cfg = replace(recipe.train, eval_every=eval_every, seed=seed)
-    hist = train(net, data, cfg, evaluate=edge_metrics(graph, vocab, k, directions=directions), progress=progress,
-                 desc=f"{kind} on {graph.name}")
-    return net.eval(), hist
+
+    def fit(m):
+        return train(m, data, cfg, evaluate=edge_metrics(graph, vocab, k, directions=directions), progress=progress,
+                     desc=f"{kind} on {graph.name}")
+    if not cache:
+        hist = fit(net)
+        return net.eval(), hist
+    key = _edge_key(graph, recipe, seed, directions, self_edges, k, eval_every)
+    net, record = cached_run("edge", key, net, lambda m: fit(m).to_dict())
+    return net.eval(), note_precisions(History.from_dict(record))
+
+
+_EDGE_RUN_SIGNATURE = inspect.signature(edge_run)
+
+
+def _edge_key(graph: Graph, recipe: EdgeRecipe, seed: int, directions: str, self_edges: bool, k, eval_every: int) -> dict:
+    """An edge run's cache key: the graph (its name and a hash of its nodes and edges, in order),
+    the recipe, what the history measures, the seed and what :func:`run_key` adds."""
+    import hashlib
+
+    edges = hashlib.sha256(np.ascontiguousarray(graph.edges, dtype=np.int64).tobytes()).hexdigest()[:16]
+    config = {"graph": {"name": graph.name, "num_nodes": graph.num_nodes, "edges": edges}, "recipe": recipe,
+              "directions": directions, "self_edges": self_edges, "k": k, "eval_every": eval_every}
+    return run_key("edge", config, seed, recipe.train.precision)
 
 
 def _edge_job(job: tuple) -> tuple:
     torch.set_num_threads(1)
     graph, recipe, seed, kwargs = job
-    return edge_run(graph, recipe, seed, **kwargs)
+    return edge_run(graph, recipe, seed, **kwargs, cache=True)
 
 
 def cpu_cores() -> int:
@@ -405,33 +438,32 @@ def cpu_cores() -> int:
 
 def edge_runs(jobs, *, workers: int | None = None) -> list[tuple]:
     """Many independent :func:`edge_run` calls, ``jobs = [(graph, recipe, seed, kwargs), ...]``,
-    spread over ``workers`` processes (default: one per CPU core; on a GPU always this one process),
-    each single-threaded: a tiny model's matmuls do not use a second core, a second process does. Returns ``[(model,
-    history), ...]`` in the order of ``jobs``. Every run seeds itself, so the result of a run does
-    not depend on which process ran it or on what ran before it. ``workers=1`` runs them here,
-    one after the other."""
+    each single-threaded and spread over ``workers`` processes (default: one per CPU core; on a
+    GPU always this one process): a tiny model's matmuls do not use a second core, a second process
+    does. Each run is kept in the model cache, so a run another chapter already trained is loaded
+    (the "Knobs" chapter's default-init knob is the "A wide linear net" chapter's net); a run asked
+    twice trains once. Every run seeds itself, so the result of a run does not depend on which
+    process ran it or on what ran before it. ``workers=1`` runs them here, one after the other.
+    Returns ``[(model, history), ...]`` in the order of ``jobs``."""
     jobs = [(g, r, s, dict(kw)) for g, r, s, kw in jobs]
-    for g, r, _, _ in jobs:  # bad input fails here, before any process starts
-        if not isinstance(r, EdgeRecipe):
-            raise TypeError(f"edge_runs takes geomlib.specs.EdgeRecipe recipes, got {type(r).__name__}")
-        if not isinstance(g, Graph):
-            raise TypeError(f"edge_runs takes geomlib.graphs.Graph graphs, got {type(g).__name__}")
-    workers = min(len(jobs), cpu_cores()) if workers is None else workers
-    if default_device().type != "cpu":
-        workers = 1  # on a GPU every worker would pay for its own CUDA context and hand a CUDA model
-        # back through the pool from a process that then exits; one process runs them all there
-    if workers <= 1 or len(jobs) <= 1:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return [edge_run(g, r, s, **kw) for g, r, s, kw in jobs]
-        finally:
-            torch.set_num_threads(threads)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = list(pool.map(_edge_job, jobs))
-    for _, hist in results:  # trained in the workers: recorded here, for the chapter's ledger rows
-        note_precisions(hist)
-    return results
+    for job in jobs:  # bad input fails here, before any process starts
+        if not isinstance(job[1], EdgeRecipe):
+            raise TypeError(f"edge_runs takes geomlib.specs.EdgeRecipe recipes, got {type(job[1]).__name__}")
+        if not isinstance(job[0], Graph):
+            raise TypeError(f"edge_runs takes geomlib.graphs.Graph graphs, got {type(job[0]).__name__}")
+        _edge_options(job)  # an option edge_run does not take is a TypeError here
+    return _single_threaded_runs(
+        jobs, "edge", key=lambda job: _edge_key(*job[:3], **_edge_options(job)), work=_edge_job,
+        here=lambda job: edge_run(*job[:3], **job[3], cache=True), cost=lambda job: job[1].train.steps,
+        workers=workers, progress=None)
+
+
+def _edge_options(job: tuple) -> dict:
+    """The options of an :func:`edge_run` job that its history depends on, defaults filled in."""
+    graph, recipe, seed, kwargs = job
+    args = _EDGE_RUN_SIGNATURE.bind(graph, recipe, seed, **kwargs)
+    args.apply_defaults()
+    return {name: args.arguments[name] for name in ("directions", "self_edges", "k", "eval_every")}
 
 
 def incontext_run(run: InContextRun, seed: int = 0, *, progress=None, retrain: bool = False):
