@@ -320,6 +320,21 @@ def test_an_edge_run_another_chapter_trained_is_loaded(tmp_path, monkeypatch):
         recipes.edge_run(cycle(7, 1), recipe, 0, k=2, cache=True)  # another graph (its nodes permuted)
 
 
+def test_evaluating_more_often_does_not_change_training():
+    """The "Headroom" chapter asks for its Transformer runs evaluated every 5 steps to load those of
+    "Geometry from local supervision": that is right only if evaluation leaves training alone."""
+    from geomlib.graphs import cycle
+    from geomlib.presets import get_preset
+    from geomlib.recipes import edge_run
+
+    recipe = get_preset("headroom").transformer["cycle"]
+    recipe = replace(recipe, train=replace(recipe.train, steps=40))
+    (m0, h0), (m5, h5) = (edge_run(cycle(7, 0), recipe, 0, k=5, eval_every=e, progress=False) for e in (0, 5))
+    assert all(torch.equal(a, b) for a, b in zip(m0.state_dict().values(), m5.state_dict().values()))
+    assert len(h5.rows) > len(h0.rows) and {k: v for k, v in h0.last.items() if k != "seconds"} == \
+        {k: v for k, v in h5.last.items() if k != "seconds"}
+
+
 def test_path_star_runs_in_processes_match_one_after_the_other(tmp_path, monkeypatch):
     """A sweep's path-star runs spread over worker processes give exactly what running them here,
     one after the other, single-threaded, gives; a run asked twice trains once; the caller's
