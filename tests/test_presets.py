@@ -104,9 +104,3 @@ def test_a_setup_table_renders_as_a_folded_html_table_under_a_one_line_summary()
     assert page.count("<tr>") == len(t.rows) + 1  # a header and one row per departing setting
     assert t.summary().startswith(f"{len(t.rows)} settings differ (") and "for the CPU budget" in t.summary()
     assert setup_table("linear_net").summary().startswith("1 setting differs")
-
-
-def test_the_associative_control_shares_the_free_models_edge_stage():
-    """The "Geometry explains" chapter says the frozen control's edge stage is the free model's: it is, by value."""
-    cfg = presets.get_preset("geometry_explains")
-    assert cfg.control.stages[0] == cfg.run.stages[0] and cfg.control.stages[0].data == "edges"

@@ -414,6 +414,27 @@ def test_tiny_graph_jobs_on_a_gpu_run_in_this_process(tmp_path, monkeypatch):
     assert recipes.edge_runs([(cycle(7, s), recipe, s, {}) for s in (0, 1, 2)]) == [("here", 0), ("here", 1), ("here", 2)]
 
 
+def test_a_runs_node2vec_init_is_recorded_with_its_precision_wherever_it_trained(tmp_path, monkeypatch):
+    """A run whose embeddings start from Node2Vec (fp32) trains that Node2Vec too: the chapter's
+    rows name its precision beside the run's, whether the run trained here, in a worker process or
+    came from the cache (a worker's init was missed: an interventions row said bf16, not bf16 + fp32)."""
+    from geomlib.precision import reset_used, used
+    from geomlib.presets import get_preset
+    from geomlib.recipes import pathstar_run, pathstar_runs
+    monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
+    spectral = get_preset("spectral_bias").recipe
+    run = _tiny_run(emb_init=replace(spectral, train=replace(spectral.train, steps=20)), precision="bf16")
+    assert spectral.train.precision == "fp32"
+    for trained_where in ("workers", "cache"):
+        reset_used()
+        pathstar_runs([(run, 0), (run, 1)], workers=2, progress=False)
+        precisions = used()[0].split(" + ")
+        assert "fp32" in precisions and any(p.startswith("bf16") for p in precisions), (trained_where, precisions)
+    reset_used()
+    pathstar_run(run, 0, progress=False)  # a run of the process's own thread count: trained here
+    assert "fp32" in used()[0].split(" + ")
+
+
 def test_path_star_jobs_on_a_gpu_run_in_this_process(tmp_path, monkeypatch):
     """As for tiny-graph jobs: on a GPU a sweep's cells run here, one after the other."""
     from geomlib import recipes

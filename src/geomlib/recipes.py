@@ -139,8 +139,10 @@ def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fractio
 
 def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: tuple[Stage, ...], *, seed: int, precision: str,
                eval_every: int, evaluate=None, stop=None, progress=None, aux_loss=None,
-               checkpoint: Path | None = None, on_checkpoint=None, checkpoint_key: dict | None = None) -> History:
-    """Run the stages in order on one model; one :class:`~geomlib.train.History` across all of them.
+               checkpoint: Path | None = None, on_checkpoint=None, checkpoint_key: dict | None = None,
+               meta: dict | None = None) -> History:
+    """Run the stages in order on one model; one :class:`~geomlib.train.History` across all of them
+    (a new one starts with ``meta``, e.g. what trained the model's initial embeddings).
     Stage ``i`` trains with seed ``seed + i``, the run's precision, and the run's ``eval_every``
     unless the stage sets its own.
 
@@ -151,7 +153,7 @@ def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: tuple[Stage, 
     other code is continued, and every session (from which step, commit, library, torch, threads)
     is listed in ``history.meta["sessions"]``. ``on_checkpoint(history)`` is called after each save
     (e.g. to publish the curve so far)."""
-    history, start_stage, resume = History(), 0, None
+    history, start_stage, resume = History(meta=dict(meta or {})), 0, None
     if checkpoint is not None and Path(checkpoint).exists():
         saved = _load_checkpoint(Path(checkpoint), checkpoint_key)
         model.load_state_dict(saved["model"])
@@ -205,13 +207,15 @@ def train_pathstar(model: torch.nn.Module, task: PathStarTask, run: PathStarRun,
     """Train ``model`` on ``task`` with ``run``'s recipe and its geometric interventions: the node
     embeddings start from ``run.emb_init`` (a Node2Vec recipe) unless the run resumes from a
     checkpoint; ``run.aux_node2vec`` adds that weight of the Node2Vec loss to every step."""
+    meta = {}
     if run.emb_init is not None and not (checkpoint and Path(checkpoint).exists()):
-        _init_from_node2vec(model, task.graph, run.emb_init, seed)
+        # its training is part of the run: its precision is recorded with the run's (and kept in the cache)
+        meta["emb_init_configs"] = _init_from_node2vec(model, task.graph, run.emb_init, seed).meta["configs"]
     aux_loss = _node2vec_aux(task.graph, run.aux_node2vec) if run.aux_node2vec else None
     evaluate = pathstar_metrics(task, train=True, edges=True, probe=True, decode=run.decode)
     return run_recipe(model, task, run.stages, seed=seed, precision=run.precision, eval_every=run.eval_every,
                       evaluate=evaluate, stop=stop, progress=progress, aux_loss=aux_loss, checkpoint=checkpoint,
-                      on_checkpoint=on_checkpoint, checkpoint_key=checkpoint_key)
+                      on_checkpoint=on_checkpoint, checkpoint_key=checkpoint_key, meta=meta)
 
 
 def _stop_rule(run: PathStarRun, on_eval=None, max_seconds: float | None = None):
@@ -350,12 +354,12 @@ def timed_pathstar_run(run: PathStarRun, seed: int, max_seconds: float, on_eval=
     return task, model.eval(), hist
 
 
-def _init_from_node2vec(model: torch.nn.Module, graph: Graph, recipe: EdgeRecipe, seed: int) -> None:
+def _init_from_node2vec(model: torch.nn.Module, graph: Graph, recipe: EdgeRecipe, seed: int) -> History:
     """Overwrite the node-token rows of ``model``'s token embedding with a 1-hop Node2Vec
     embedding of ``graph`` trained by ``recipe`` at the model's width, rescaled to the rows'
-    current mean norm."""
+    current mean norm. Returns the Node2Vec run's history."""
     wte = model.wte.weight
-    n2v, _ = edge_run(graph, replace(recipe, model=replace(recipe.model, dim=wte.shape[1])), seed=seed, eval_every=0,
+    n2v, hist = edge_run(graph, replace(recipe, model=replace(recipe.model, dim=wte.shape[1])), seed=seed, eval_every=0,
                       progress=False)
     E = n2v.token_embeddings().to(wte.device)
     E = E - E.mean(0)
@@ -363,6 +367,7 @@ def _init_from_node2vec(model: torch.nn.Module, graph: Graph, recipe: EdgeRecipe
         n = graph.num_nodes
         wte[:n] = E * (wte[:n].norm(dim=1).mean() / E.norm(dim=1).mean())
     set_seed(seed)  # the rest of the run draws the same random numbers as without the init
+    return hist
 
 
 def _node2vec_aux(graph: Graph, weight: float):

@@ -106,7 +106,7 @@ def _renamed(key: str) -> str:
 def note_precisions(history: History) -> History:
     """Record the precision and device of every training call in ``history`` (a run loaded from
     the cache or trained in another process), as :func:`train` does for its own; returns it."""
-    for c in history.meta.get("configs", []):
+    for c in history.meta.get("configs", []) + history.meta.get("emb_init_configs", []):  # the init's training too
         record(c.get("computed_as") or c["resolved_precision"], c.get("device", "cpu"))
     return history
 
