@@ -389,7 +389,8 @@ def edge_run(graph: Graph, recipe: EdgeRecipe, seed: int = 0, *, directions: str
     ``recipe`` with ``seed``. Returns ``(model, history)``; the history tracks top-``k`` recall of
     the trained edges and the geometric level every ``eval_every`` steps. ``cache=True`` keeps
     the result in the model cache (as :func:`edge_runs` does): a chapter that asks for a run another
-    chapter trained loads it."""
+    chapter trained loads it (at the same thread count: a run's key names it, and :func:`edge_runs`'
+    runs are single-threaded)."""
     if not isinstance(recipe, EdgeRecipe):
         raise TypeError(f"edge_run takes a geomlib.specs.EdgeRecipe, got {type(recipe).__name__}")
     vocab = Vocab(graph.num_nodes)
