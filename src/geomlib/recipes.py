@@ -318,9 +318,10 @@ def _single_threaded_runs(jobs: list, kind: str, *, key, work, here, cost, worke
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        keys = [config_hash(key(job)) for job in jobs]
+        run_keys = [key(job) for job in jobs]
+        keys = [config_hash(k) for k in run_keys]
         first = {k: i for i, k in reversed(list(enumerate(keys)))}  # one job per distinct run
-        todo = sorted((i for i in first.values() if not is_cached(kind, key(jobs[i]))), key=lambda i: -cost(jobs[i]))
+        todo = sorted((i for i in first.values() if not is_cached(kind, run_keys[i])), key=lambda i: -cost(jobs[i]))
         workers = min(len(todo), cpu_cores()) if workers is None else workers
         if default_device().type != "cpu":
             workers = 1  # on a GPU every worker would pay for its own CUDA context and hand a CUDA model
