@@ -138,6 +138,30 @@ def test_whole_book_executes_builds_and_every_claim_passes(built_book, html):
             assert text in (html / f"{row['chapter']}.html").read_text(), f"{row['chapter']}: no pass rate for {cid}"
 
 
+def test_a_chapter_executes_after_the_one_that_trains_its_runs_in_a_pool():
+    """The book is executed in reading order but for run_book.EXECUTE_AFTER: each such chapter's
+    runs are among those the other chapter trains (one cache entry), so it loads them."""
+    import run_book
+
+    from geomlib.cache import config_hash
+    from geomlib.presets import get_preset
+    from geomlib.recipes import run_key
+    from geomlib.sweep import phase_diagram_cells
+
+    def key(run):
+        return config_hash(run_key("pathstar", run, 0, run.precision))
+
+    twin = get_preset("mamba_too").transformer
+    assert key(twin) in {key(c) for c in phase_diagram_cells(get_preset("scaling")).values()}
+    order = [p.stem for p in run_book.execution_order(notebooks.notebooks())]
+    reading = [p.stem for p in notebooks.notebooks()]
+    assert sorted(order) == sorted(reading) and order[-1] == reading[-1]
+    for late, first in run_book.EXECUTE_AFTER.items():
+        assert reading.index(late) < reading.index(first) and order.index(late) == order.index(first) + 1
+    alone = [p for p in notebooks.notebooks() if p.stem in ("mamba_too", "no_reverse_cascade")]
+    assert run_book.execution_order(alone) == alone  # the chapter that trains them is not executed: no move
+
+
 def test_html_build_gets_local_mathjax_and_this_builds_statuses(tmp_path):
     import run_book
     import yaml
