@@ -158,13 +158,11 @@ def execution_order(chosen: list[Path]) -> list[Path]:
     """``chosen`` (in reading order) with each chapter of :data:`EXECUTE_AFTER` moved to just after
     the chapter that trains its runs, when both are executed."""
     order = list(chosen)
-    stems = [p.stem for p in order]
     for late, first in EXECUTE_AFTER.items():
+        stems = [p.stem for p in order]
         if late in stems and first in stems and stems.index(late) < stems.index(first):
-            nb = order.pop(stems.index(late))
-            stems.remove(late)
-            order.insert(stems.index(first) + 1, nb)
-            stems.insert(stems.index(first) + 1, late)
+            order.insert(stems.index(first) + 1, order[stems.index(late)])
+            order.pop(stems.index(late))  # it was copied to a later place, so its index still holds
     return order
 
 
