@@ -66,6 +66,22 @@ def headline_config() -> PathStarRun:
         replace(mixed, train=replace(mixed.train, steps=3000, eval_every=200))))
 
 
+def paper_graph_config() -> PathStarRun:
+    """The book's path-star run (``PATHSTAR_CPU``: "Path-finding from memory") at the paper's graph,
+    d = 10^4, l = 6 (50,001 nodes), on the book's 2x128 GPT. Its edge stage is full batch, as at
+    d = 500: every one of the 100,000 edge examples in every step, computed exactly by the chunked
+    head (``head_chunk``: 512 rows of the 50,006-token head at a time, each of the 50,001 distinct
+    inputs once with all its targets; about 11 s a step on 2 cores with native bf16). The mixed
+    stage keeps the recipe's batch of 2,048 with paths at their natural share (7%), so each
+    training path is met about 20x less often than at d = 500: 2,000 mixed steps (held, then
+    decayed over the second half, as the recipe's 300), not stopped at the switch (does it stay?).
+    Evaluated every 10 edge steps and every 100 mixed steps, on all 2,500 held-out leaves."""
+    edges, mixed = PATHSTAR_CPU.stages
+    return replace(PATHSTAR_CPU, d=10_000, l=6, eval_every=100, stages=(
+        replace(edges, train=replace(edges.train, eval_every=10, head_chunk=512)),
+        replace(mixed, train=replace(mixed.train, steps=2000, eval_every=100, head_chunk=512))))
+
+
 #: What became of the former headline run (its JSON is replaced by the run above at its first save).
 HEADLINE_SUPERSEDES = ("the former headline_cpu run (the book's l = 5 recipe at d = 10^4, l = 6; tools/headline_cpu.py "
                        "at commit b497fa3) stopped at step 1,100 of its edge stage and was retired: the book has since "
@@ -313,7 +329,7 @@ def stop_here(out: Path, done: dict, reason: str, command: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", nargs="?", choices=["headline_cpu", "release", "length", "cascade"])
+    ap.add_argument("run", nargs="?", choices=["paper_graph", "headline_cpu", "release", "length", "cascade"])
     ap.add_argument("only", nargs="*", help="release: the runs to do (default: all, in order)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--list", action="store_true")
@@ -325,6 +341,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     runs = {"headline_cpu": {"headline_cpu": ("the paper's headline cell on a CPU: path-star d=10^4, l=6, 2x128 "
                                               "GPT, the chapter's l = 6 recipe scaled to that graph", headline_config())},
+            "paper_graph": {"the book's run": ("the paper's graph (path-star d = 10^4, l = 6, 50,001 nodes) with the "
+                                               "book's path-star run (PATHSTAR_CPU) and its full-batch edge stage, "
+                                               "computed exactly by the chunked head", paper_graph_config())},
             "release": release_ablation(), "length": length_runs(), "cascade": cascade_runs()}
     if args.list or args.run is None:
         for run, table in runs.items():

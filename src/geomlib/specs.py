@@ -234,12 +234,18 @@ class TrainConfig:
     batch_size: dict[str, int | None] | int | None = None  # per stream; None = full batch
     eval_every: int = 0  # 0: evaluate only at the start and the end
     seed: int = 0
+    # a decoder's head and cross-entropy computed this many rows at a time, never the whole logits
+    # tensor, and in a full-batch stream the examples that share an input computed once with all
+    # their targets (the same loss and gradient up to summation order): a 50,006-token vocabulary
+    head_chunk: int | None = keyed_when_set(None)
 
     def __post_init__(self):
         self.steps = check_int("steps", self.steps, 0)
         self.warmup = check_int("warmup", self.warmup, 0)
         self.eval_every = check_int("eval_every", self.eval_every, 0)
         self.seed = check_seed(self.seed, "seed (of a training stage)")
+        if self.head_chunk is not None:
+            self.head_chunk = check_int("head_chunk", self.head_chunk, 1)
         for name in ("lr", "final_lr_ratio", "decay_fraction", "weight_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -114,7 +114,8 @@ def note_precisions(history: History) -> History:
 class _Sampler:
     """Epoch-wise shuffled minibatches of one stream, drawn with a seeded generator."""
 
-    def __init__(self, data: Examples, batch_size: int | None, generator: torch.Generator, device: torch.device):
+    def __init__(self, data: Examples, batch_size: int | None, generator: torch.Generator, device: torch.device,
+                 group: bool = False):
         if len(data) == 0:
             raise ValueError("cannot train on an empty set of examples")
         # each example's supervised-target count, kept on the CPU: a batch's count is then read
@@ -127,6 +128,10 @@ class _Sampler:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
         self.full = self.batch >= len(data)
         self.perm, self.pos = None, len(data)
+        # a full batch with ``group``: its distinct input rows, and which of them each example reads
+        self.inputs, self.source = self.data.inputs, None
+        if group and self.full:
+            self.inputs, self.source = torch.unique(self.data.inputs, dim=0, return_inverse=True)
 
     def next(self) -> tuple[Examples, int]:
         """The next batch and its number of supervised targets."""
@@ -176,7 +181,9 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     for k, v in streams.items():  # at the door, once: a model's forward skips this check while training on a GPU
         if vocab is not None:
             check_tokens(v.inputs, vocab, where=f"stream {k!r}: ")
-    samplers = {k: _Sampler(v, sizes.get(k), gen, device) for k, v in streams.items()}
+    samplers = {k: _Sampler(v, sizes.get(k), gen, device, group=cfg.head_chunk is not None) for k, v in streams.items()}
+    if cfg.head_chunk is not None and not hasattr(model, "hidden_states"):
+        raise ValueError(f"head_chunk is for a decoder's head (GPT, Mamba), not a {type(model).__name__}")
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer in ("adamw", "adamw_fused"):
         # matrices decay, vectors do not (unless decay_all); a parameter may opt out (``p._no_weight_decay = True``)
@@ -247,7 +254,13 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
         loss = 0.0
         with autocast():
             for k, b in batches.items():
-                loss = loss + model(b.inputs, b.targets)[1] * (counts[k] / total)
+                if cfg.head_chunk is None:
+                    part = model(b.inputs, b.targets)[1]
+                elif samplers[k].full:  # each distinct input once, with all its targets
+                    part = model(samplers[k].inputs, b.targets, source=samplers[k].source, head_chunk=cfg.head_chunk)[1]
+                else:
+                    part = model(b.inputs, b.targets, head_chunk=cfg.head_chunk)[1]
+                loss = loss + part * (counts[k] / total)
             if aux_loss is not None:
                 loss = loss + aux_loss(model)
         opt.zero_grad(set_to_none=True)
