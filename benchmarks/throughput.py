@@ -10,6 +10,13 @@ every matrix product of the forward pass, times three for forward + backward) be
 natively, in bf16.
 
     python benchmarks/throughput.py [--steps 60]
+
+``--paper-graph``: instead, one full-batch edge step at the paper's graph (d = 10^4, l = 6: 100,000
+edge examples, a 50,006-token vocabulary), computed exactly by the chunked head (``head_chunk``,
+each of the 50,001 distinct inputs once), in fp32 and bf16: seconds per step, peak memory, and its
+achieved FLOP/s beside a matmul of one head chunk's shape measured in the same run; ``--former``
+adds the step as it was first computed (gradient accumulated over minibatches of 4,096 examples,
+each materialising its logits).
 """
 from __future__ import annotations
 
@@ -112,10 +119,83 @@ def matmul_flops(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
     return 2 * n ** 3 / best
 
 
+HEAD_CHUNK = 512  # the paper-graph run's head_chunk (tools/long_run.py paper_graph)
+
+
+def paper_graph_step(dtype: torch.dtype, steps: int, former: bool = False) -> dict:
+    """Seconds of one full-batch edge step (forward, backward, AdamW) of the book's 2x128 GPT on the
+    d = 10^4, l = 6 path-star, the median of ``steps`` after one warm-up; ``former``: the gradient
+    accumulated over chunks of 4,096 examples through the plain head instead."""
+    import resource
+    import statistics
+
+    task = tasks.pathstar_task(10_000, 6, seed=0)
+    torch.manual_seed(0)
+    m = models.build_model(specs.GPT(n_layer=2, n_head=4, n_embd=128), vocab_size=task.vocab.size,
+                           block_size=task.train_paths.inputs.shape[1])
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    e = task.edges
+    inputs, source = torch.unique(e.inputs, dim=0, return_inverse=True)
+    times = []
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            if former:
+                for i in range(0, len(e), 4096):
+                    (m(e.inputs[i:i + 4096], e.targets[i:i + 4096])[1] * (len(e.inputs[i:i + 4096]) / len(e))).backward()
+            else:
+                m(inputs, e.targets, source=source, head_chunk=HEAD_CHUNK)[1].backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+    rows, width, vocab = len(inputs), 128, task.vocab.size
+    head = 3 * 2 * rows * width * vocab  # the head's three products over the distinct inputs
+    body = 3 * rows * 2 * 2 * (24 * width * width + 4 * 2 * width)  # 2 positions, 2 layers
+    return {"seconds": statistics.median(times[1:]), "flops": head + body,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+
+
+def head_matmul_flops(dtype: torch.dtype, reps: int = 10) -> float:
+    """FLOP/s of one head chunk's product, (512 x 128) @ (128 x 50,006) into a buffer, best of ``reps``."""
+    h, w = torch.randn(HEAD_CHUNK, 128).to(dtype), torch.randn(50_006, 128).to(dtype)
+    out = torch.empty(HEAD_CHUNK, 50_006, dtype=dtype)
+    torch.mm(h, w.t(), out=out)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.mm(h, w.t(), out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * HEAD_CHUNK * 128 * 50_006 / best
+
+
+def paper_graph(steps: int, former: bool) -> None:
+    native = native_bf16("cpu")
+    print(f"one full-batch edge step, path-star d = 10^4, l = 6 (100,000 edge examples, 50,001 distinct inputs, "
+          f"vocabulary 50,006), 2x128 GPT, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"median of {steps}\n")
+    print("| precision | step | s / step | GFLOP/s | head-chunk matmul, GFLOP/s | share | peak RSS so far |")
+    print("|---|---|---|---|---|---|---|")
+    for label, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        if dtype == torch.bfloat16 and not native:
+            print("| bf16 | not native on this CPU: skipped | | | | | |")
+            continue
+        peak = head_matmul_flops(dtype)
+        for name, old in (("chunked head (head_chunk=512)", False), ("former: 4,096-example chunks", True)):
+            if old and not former:
+                continue
+            r = paper_graph_step(dtype, 1 if old else steps, former=old)
+            print(f"| {label} | {name} | {r['seconds']:.1f} | {r['flops'] / r['seconds'] / 1e9:.0f} | {peak / 1e9:.0f} | "
+                  f"{r['flops'] / r['seconds'] / peak:.0%} | {r['peak_rss_gb']:.1f} GB |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--paper-graph", action="store_true", help="time the d = 10^4 full-batch edge step instead")
+    ap.add_argument("--former", action="store_true", help="with --paper-graph: also the former way (slow)")
     args = ap.parse_args()
+    if args.paper_graph:
+        return paper_graph(min(args.steps, 3), args.former)
     if forced():
         raise SystemExit("error: $GEOMLIB_PRECISION forces every run's precision; unset it (this benchmark compares "
                          "fp32 and bf16)")

@@ -82,6 +82,50 @@ def paper_graph_config() -> PathStarRun:
         replace(mixed, train=replace(mixed.train, steps=2000, eval_every=100, head_chunk=512))))
 
 
+#: The batch-regime study's graph: d = 1,000 arms, l = 6 (10,000 edge examples; a run takes minutes).
+REGIME_D = 1000
+#: Its edge-stage batches, as fractions of all edge examples (1: the full batch; 24: the former
+#: d = 10^4 run's regime, 24 steps an epoch).
+REGIME_PARTS = (1, 2, 4, 8, 24)
+
+
+def regime_runs() -> dict[str, tuple[str, PathStarRun]]:
+    """The edge stage's batch regime (beyond the paper): the book's edge stage (``PATHSTAR_CPU``'s:
+    warmup over its first half, then a cosine to 0.1 lr) on d = 1,000, l = 6, for 100 epochs in
+    batches of all edge examples, 1/2, 1/4, 1/8 and 1/24 of them (so 100, 200, ..., 2,400 steps; the
+    warmup and the evaluations, every 10 epochs, scale with them), at the book's lr 1e-2 and at
+    2e-3. Edge stage only: what is read is the ancestor probes on held-out leaves."""
+    edges = PATHSTAR_CPU.stages[0]
+    examples = 2 * REGIME_D * (PATHSTAR_CPU.l - 1)
+    out = {}
+    for lr in (1e-2, 2e-3):
+        for parts in REGIME_PARTS:
+            stage = replace(edges, batch=None if parts == 1 else examples // parts, train=replace(
+                edges.train, lr=lr, steps=edges.train.steps * parts, warmup=edges.train.warmup * parts,
+                eval_every=10 * parts, head_chunk=512))
+            what = (f"d = {REGIME_D:,}, l = 6, the book's edge stage for 100 epochs at lr {lr:g}, in "
+                    + ("the full batch" if parts == 1 else f"batches of 1/{parts} of the edge examples"))
+            out[f"lr {lr:g}, batch 1/{parts}"] = (what, replace(PATHSTAR_CPU, d=REGIME_D, eval_every=10 * parts,
+                                                                stages=(stage,)))
+    return out
+
+
+def d_axis_runs() -> dict[str, tuple[str, PathStarRun]]:
+    """The paper-graph run's recipe (:func:`paper_graph_config`) at d = 1,000, 2,000 and 5,000 arms
+    (l = 6), evaluated every 10 edge steps and every 50 mixed steps, stopped once held-out full
+    path has been >= 0.9 twice: what path-finding from memory costs as the graph grows (the
+    d = 10^4 point is the paper-graph run itself)."""
+    big = paper_graph_config()
+    edges, mixed = big.stages
+    out = {}
+    for d in (1000, 2000, 5000):
+        run = replace(big, d=d, eval_every=50, stop_at=SWITCH, stop_patience=2,
+                      stages=(edges, replace(mixed, train=replace(mixed.train, eval_every=50))))
+        out[f"d {d}"] = (f"the paper-graph run's recipe at d = {d:,}, l = 6, stopped at held-out full path >= 0.9 "
+                         "twice", run)
+    return out
+
+
 #: What became of the former headline run (its JSON is replaced by the run above at its first save).
 HEADLINE_SUPERSEDES = ("the former headline_cpu run (the book's l = 5 recipe at d = 10^4, l = 6; tools/headline_cpu.py "
                        "at commit b497fa3) stopped at step 1,100 of its edge stage and was retired: the book has since "
@@ -329,7 +373,8 @@ def stop_here(out: Path, done: dict, reason: str, command: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", nargs="?", choices=["paper_graph", "headline_cpu", "release", "length", "cascade"])
+    ap.add_argument("run", nargs="?", choices=["paper_graph", "regime", "d_axis", "headline_cpu", "release", "length",
+                                               "cascade"])
     ap.add_argument("only", nargs="*", help="release: the runs to do (default: all, in order)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--list", action="store_true")
@@ -344,7 +389,7 @@ def main(argv=None) -> int:
             "paper_graph": {"the book's run": ("the paper's graph (path-star d = 10^4, l = 6, 50,001 nodes) with the "
                                                "book's path-star run (PATHSTAR_CPU) and its full-batch edge stage, "
                                                "computed exactly by the chunked head", paper_graph_config())},
-            "release": release_ablation(), "length": length_runs(), "cascade": cascade_runs()}
+            "regime": regime_runs(), "d_axis": d_axis_runs(), "release": release_ablation(), "length": length_runs(), "cascade": cascade_runs()}
     if args.list or args.run is None:
         for run, table in runs.items():
             for name, (what, _) in table.items():
