@@ -72,10 +72,16 @@ def bundle_mathjax(staged: Path, config: dict) -> bool:
 
 
 def fill_statuses(config: dict, ledger: dict, chapters: list[str]) -> None:
-    """Each chapter's status in this build, for the introduction's claim table."""
+    """Each chapter's status in this build, for the introduction's claim table, and each claim's
+    measured value (``{{ measured_<chapter>__<claim> }}``), for prose outside the chapters."""
+    from geomlib.claims import CHECKS
+
     subs = config.setdefault("parse", {}).setdefault("myst_substitutions", {})
     for ch in chapters:
         subs[f"status_{ch}"] = chapter_status([r for r in ledger.values() if r.get("chapter") == ch])
+    for cid in CHECKS:
+        row = ledger.get(cid)
+        subs["measured_" + cid.replace(".", "__")] = (f"{row['measured']:.2f}" if row else "(not measured in this build)")
 
 
 def fill_version(config: dict, version: str) -> None:
