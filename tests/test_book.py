@@ -118,6 +118,7 @@ def test_whole_book_executes_builds_and_every_claim_passes(built_book, html):
     assert all(claim in report for claim in ledger)
     intro = (html / "intro.html").read_text()
     assert "see the report" not in intro and "{{ status_" not in intro  # statuses filled from this build's ledger
+    assert "{{ measured_" not in intro and "(not measured in this build)" not in intro  # so are its quoted values
     for ch in chapters:
         page = (html / f"{ch}.html").read_text()
         assert "geomlib-verdict" in page, f"{ch}: no verdict box"
@@ -178,6 +179,7 @@ def test_html_build_gets_local_mathjax_and_this_builds_statuses(tmp_path):
     cfg = yaml.safe_load((book / "_config.yml").read_text())
     subs = cfg["parse"]["myst_substitutions"]
     assert subs["status_true_claim"] == "✓ 1 of 1 pass" and subs["status_false_claim"] == "not run in this build"
+    assert subs["measured_path_finding_from_memory__paper_graph"] == "(not measured in this build)"  # not in this ledger
     assert cfg["repository"]["url"] == notebooks.config()["repository"]["url"]  # the rest survives the rewrite
     if (run_book.MATHJAX / "tex-mml-chtml.js").exists():  # `make` installs it with npm
         assert cfg["sphinx"]["config"]["mathjax_path"] == "mathjax/tex-mml-chtml.js"

@@ -311,3 +311,19 @@ def test_chunked_head_memory_is_bounded_by_the_chunk():
     out = subprocess.run([sys.executable, "-c", _MEMORY], capture_output=True, text=True, check=True)
     body, head = (int(x) for x in out.stdout.split()[-2:])
     assert head < 300e6, f"the chunked head and backward grew the peak by {head / 1e6:.0f} MB (body {body / 1e6:.0f} MB)"
+
+
+def test_chunked_head_loss_where_the_softmax_underflows():
+    """A target 200 nats below the best logit: its softmax entry is 0 in fp32, and the loss is still exact."""
+    import torch.nn.functional as F
+
+    from geomlib.models.base import linear_cross_entropy
+
+    h = torch.tensor([[100.0, 0.0], [0.5, 0.2]], requires_grad=True)
+    w = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    rows, targets = torch.tensor([0, 0, 1]), torch.tensor([1, 0, 2])
+    got = linear_cross_entropy(h, w, rows, targets, chunk=1)
+    want = F.cross_entropy(h[rows] @ w.T, targets)
+    assert torch.isfinite(got) and got.item() == pytest.approx(want.item(), rel=1e-6)
+    (g_h, g_w), (w_h, w_w) = torch.autograd.grad(got, (h, w)), torch.autograd.grad(want, (h, w))
+    assert torch.allclose(g_h, w_h, atol=1e-6) and torch.allclose(g_w, w_w, atol=1e-6)

@@ -38,31 +38,29 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if grads else None
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         width = min(chunk, n)
-        z = torch.empty(width, vocab, dtype=torch.float32, device=h.device)  # logits, then the softmax in place
-        low = z if dtype == torch.float32 else torch.empty(width, vocab, dtype=dtype, device=h.device)
+        new = lambda dt: torch.empty(width, vocab, dtype=dt, device=h.device)  # noqa: E731
+        z, p = new(torch.float32), new(torch.float32)  # the logits; the softmax, then the logits' gradient
+        low = z if dtype == torch.float32 else new(dtype)  # the matrix products' dtype
         minus_one = torch.tensor(-1.0, device=h.device)
         for i, a in enumerate(range(0, n, chunk)):
             b, (s, e) = min(a + chunk, n), bounds[i:i + 2]
             r, t = rows[s:e] - a, targets[s:e]
-            zc, lc = z[: b - a], low[: b - a]
+            zc, pc, lc = z[: b - a], p[: b - a], low[: b - a]
             torch.mm(hc[a:b], wc.t(), out=lc)
             if lc is not zc:
                 zc.copy_(lc)
-            zt = zc[r, t]  # the targets' logits, before the softmax overwrites them
-            torch.ops.aten._softmax.out(zc, -1, False, out=zc)
-            pt = zc[r, t]
+            torch.ops.aten._softmax.out(zc, -1, False, out=pc)
+            pt = pc[r, t]
             loss = -pt.log()  # = lse - z_t, exactly; where p_t underflows, lse is computed for that row
             lost = ~(pt > 1e-30)
             if lost.any():
-                rl = r[lost]
-                loss[lost] = torch.logsumexp((hc[a:b][rl] @ wc.t()).float(), -1) - zt[lost]
+                loss[lost] = torch.logsumexp(zc[r[lost]], -1) - zc[r[lost], t[lost]]
             total += loss.sum()
             if grads:  # d/dz of the chunk's loss: count x softmax - one-hot of each target, in fp32
-                zc.mul_(count[a:b, None]).index_put_((r, t), minus_one, accumulate=True)
-                if lc is not zc:
-                    lc.copy_(zc)
-                grad_h[a:b] = lc @ wc
-                grad_w += lc.t() @ hc[a:b]
+                pc.mul_(count[a:b, None]).index_put_((r, t), minus_one, accumulate=True)
+                g = lc.copy_(pc) if lc is not zc else pc
+                grad_h[a:b] = g @ wc
+                grad_w += g.t() @ hc[a:b]
         ctx.save_for_backward(grad_h, grad_w)
         return total
 
