@@ -173,7 +173,7 @@ def paper_graph(steps: int, former: bool) -> None:
     print(f"one full-batch edge step, path-star d = 10^4, l = 6 (100,000 edge examples, 50,001 distinct inputs, "
           f"vocabulary 50,006), 2x128 GPT, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"median of {steps}\n")
-    print("| precision | step | s / step | GFLOP/s | head-chunk matmul, GFLOP/s | share | peak RSS so far |")
+    print("| precision | step | s / step | GFLOP/s | head-chunk matmul, GFLOP/s | share | process peak RSS so far |")
     print("|---|---|---|---|---|---|---|")
     for label, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         if dtype == torch.bfloat16 and not native:
