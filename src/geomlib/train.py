@@ -254,13 +254,9 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
         loss = 0.0
         with autocast():
             for k, b in batches.items():
-                if cfg.head_chunk is None:
-                    part = model(b.inputs, b.targets)[1]
-                elif samplers[k].full:  # each distinct input once, with all its targets
-                    part = model(samplers[k].inputs, b.targets, source=samplers[k].source, head_chunk=cfg.head_chunk)[1]
-                else:
-                    part = model(b.inputs, b.targets, head_chunk=cfg.head_chunk)[1]
-                loss = loss + part * (counts[k] / total)
+                s = samplers[k]  # a grouped full batch: each distinct input once (s.source), with all its targets
+                chunked = {} if cfg.head_chunk is None else {"source": s.source, "head_chunk": cfg.head_chunk}
+                loss = loss + model(s.inputs if s.full else b.inputs, b.targets, **chunked)[1] * (counts[k] / total)
             if aux_loss is not None:
                 loss = loss + aux_loss(model)
         opt.zero_grad(set_to_none=True)
