@@ -126,6 +126,35 @@ def d_axis_runs() -> dict[str, tuple[str, PathStarRun]]:
     return out
 
 
+def length_lever_runs() -> dict[str, tuple[str, PathStarRun]]:
+    """The edge stage that keeps the deep geometry at l = 8 (d = 500): the book's run
+    (``PATHSTAR_CPU``) at l = 8 with one lever of its edge stage changed at a time: its learning rate
+    (the book's 1e-2; 2e-3 and 1e-3, where the deepest ancestor probe peaks higher and later), its
+    length (the mixed stage starts about when that probe peaks), the token init (the release's
+    N(0, 0.02)) and the width (2 x 256). Evaluated every 10 edge steps and every 50 mixed steps;
+    each runs its whole schedule (not stopped at the switch)."""
+    base = replace(PATHSTAR_CPU, l=8, eval_every=50)
+    edges, mixed = base.stages
+
+    def lever(lr: float, steps: int, **model) -> PathStarRun:
+        stage = replace(edges, train=replace(edges.train, lr=lr, steps=steps, eval_every=10))
+        return replace(base, model=replace(base.model, **model) if model else base.model,
+                       stages=(stage, replace(mixed, train=replace(mixed.train, eval_every=50))))
+
+    return {
+        "edge lr 1e-2, 100 steps": ("l = 8: the book's run (its edge stage: lr 1e-2, 100 steps)", lever(1e-2, 100)),
+        "edge lr 2e-3, 100 steps": ("l = 8: the book's run, edge stage at lr 2e-3 (100 steps)", lever(2e-3, 100)),
+        "edge lr 2e-3, 200 steps": ("l = 8: the book's run, edge stage at lr 2e-3 for 200 steps (its warmup, the "
+                                    "cosine stretched)", lever(2e-3, 200)),
+        "edge lr 1e-3, 200 steps": ("l = 8: the book's run, edge stage at lr 1e-3 for 200 steps", lever(1e-3, 200)),
+        "edge lr 2e-3, 100 steps, token init 0.02": (
+            "l = 8: the book's run, edge stage at lr 2e-3, token embeddings N(0, 0.02) (the release's)",
+            lever(2e-3, 100, emb_init_std=0.02)),
+        "edge lr 2e-3, 100 steps, 2x256": ("l = 8: the book's run, edge stage at lr 2e-3, a 2 x 256 GPT (8 heads)",
+                                           lever(2e-3, 100, n_embd=256, n_head=8)),
+    }
+
+
 #: What became of the former headline run (its JSON is replaced by the run above at its first save).
 HEADLINE_SUPERSEDES = ("the former headline_cpu run (the book's l = 5 recipe at d = 10^4, l = 6; tools/headline_cpu.py "
                        "at commit b497fa3) stopped at step 1,100 of its edge stage and was retired: the book has since "
@@ -373,7 +402,7 @@ def stop_here(out: Path, done: dict, reason: str, command: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", nargs="?", choices=["paper_graph", "regime", "d_axis", "headline_cpu", "release", "length",
+    ap.add_argument("run", nargs="?", choices=["paper_graph", "regime", "d_axis", "length_levers", "headline_cpu", "release", "length",
                                                "cascade"])
     ap.add_argument("only", nargs="*", help="release: the runs to do (default: all, in order)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -389,7 +418,7 @@ def main(argv=None) -> int:
             "paper_graph": {"the book's run": ("the paper's graph (path-star d = 10^4, l = 6, 50,001 nodes) with the "
                                                "book's path-star run (PATHSTAR_CPU) and its full-batch edge stage, "
                                                "computed exactly by the chunked head", paper_graph_config())},
-            "regime": regime_runs(), "d_axis": d_axis_runs(), "release": release_ablation(), "length": length_runs(), "cascade": cascade_runs()}
+            "regime": regime_runs(), "d_axis": d_axis_runs(), "length_levers": length_lever_runs(), "release": release_ablation(), "length": length_runs(), "cascade": cascade_runs()}
     if args.list or args.run is None:
         for run, table in runs.items():
             for name, (what, _) in table.items():
