@@ -121,6 +121,91 @@ def _screenshot(browser, path: Path, full_page: bool = True) -> None:
     browser.set_window_size(1280, 1000)
 
 
+# The views a reader opens the book in: the theme follows the system's colour scheme; 390 px is a phone.
+VIEWS = [("light", 1280), ("dark", 1280), ("light", 390), ("dark", 390)]
+
+# What a verdict box shows a reader: every element that holds text, with its contrast against the
+# background it is drawn on (WCAG's ratio; the first opaque background up the tree), and anything drawn
+# outside the box or cut by it.
+_VERDICT_VIEW = """
+const box = document.querySelector('.geomlib-verdict'); if (!box) return null;
+box.scrollIntoView();
+const rgb = s => { const m = s.match(/[\\d.]+/g).map(Number); return m.length > 3 ? m : [...m, 1]; };
+const lin = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+const lum = c => 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+const under = e => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+                     if (c[3] > 0.5) return c; } return [255, 255, 255, 1]; };
+const b = box.getBoundingClientRect(), low = [], out = [];
+for (const e of [box, ...box.querySelectorAll('*')]) {
+  const r = e.getBoundingClientRect();
+  if (!r.width || !r.height) continue;
+  if ([...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) {
+    const a = lum(rgb(getComputedStyle(e).color)), z = lum(under(e));
+    const ratio = (Math.max(a, z) + 0.05) / (Math.min(a, z) + 0.05);
+    if (ratio < 4.5) low.push([e.tagName, e.innerText.slice(0, 40), +ratio.toFixed(2)]);
+  }
+  if (r.right > b.right + 1 || r.left < b.left - 1 || e.scrollWidth > e.clientWidth + 1)
+    out.push([e.tagName, e.innerText.slice(0, 40), Math.round(r.left), Math.round(r.right), e.scrollWidth, e.clientWidth]);
+}
+return {low, out, width: Math.round(b.width), page: document.documentElement.clientWidth,
+        text: box.innerText, claims: [...box.querySelectorAll('tbody code')].map(c => c.innerText)};
+"""
+# Markdown a reader should never see as text: a glue role, a substitution, bold or a link left unparsed.
+RAW_MARKDOWN = re.compile(r"\{glue(?::\w+)?\}|\{\{|\}\}|\*\*\w|\]\(")
+
+
+def _view(browser, mode: str, width: int) -> None:
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                            {"features": [{"name": "prefers-color-scheme", "value": mode}]})
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": width < 600})
+
+
+def test_verdicts_read_in_every_view(server, browser, html, built_book):
+    """Every chapter's verdict box in light and dark mode, at 1,280 px and at a phone's 390 px:
+    its text at a contrast of at least 4.5:1 against what it is drawn on, nothing drawn outside the
+    box or cut by it, every claim's measured value and check shown; no page shows raw Markdown. The
+    screenshots judged are saved (build/screenshots/views/)."""
+    import json
+    ledger = json.loads((built_book.build / "ledger.json").read_text())
+    shots = SCREENSHOTS / "views"
+    shots.mkdir(parents=True, exist_ok=True)
+    problems = []
+    try:
+        for mode, width in VIEWS:
+            _view(browser, mode, width)
+            for stem in notebooks.chapters():
+                _open(browser, f"{server}/{stem}.html")
+                where = f"{stem}.html ({mode}, {width} px)"
+                theme = browser.execute_script("return document.documentElement.dataset.theme")
+                assert theme == mode, f"{where}: the page's theme is {theme!r}"
+                v = browser.execute_script(_VERDICT_VIEW)
+                assert v is not None, f"{where}: no verdict box"
+                browser.find_element("css selector", ".geomlib-verdict").screenshot(
+                    str(shots / f"{stem}-{mode}-{width}.png"))
+                rows = [r for r in ledger.values() if r["chapter"] == stem]
+                if v["low"]:
+                    problems.append(f"{where}: text below 4.5:1 contrast: {v['low'][:3]}")
+                if v["out"]:
+                    problems.append(f"{where}: verdict content outside the box or cut: {v['out'][:3]}")
+                if sorted(v["claims"]) != sorted(r["claim"] for r in rows):
+                    problems.append(f"{where}: the box shows claims {v['claims']}")
+                shown = [r["claim"] for r in rows if f"{r['measured']:.4g}" not in v["text"]]
+                if shown:
+                    problems.append(f"{where}: measured values not shown for {shown}")
+                prose = browser.execute_script(
+                    "return [...document.querySelectorAll('article p, article li, article td, article h1, article h2')]"
+                    ".filter(e => !e.closest('pre, .cell_input')).map(e => e.innerText).join('\\n')")
+                raw = RAW_MARKDOWN.findall(prose)
+                if raw:
+                    problems.append(f"{where}: raw Markdown on the page: {raw[:3]}")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    assert not problems, "\n".join(problems)
+    assert len(list(shots.glob("*.png"))) >= len(VIEWS) * len(notebooks.chapters())
+
+
 def test_every_page_in_a_real_browser(server, browser, html, built_book):
     repo = notebooks.config()["repository"]["url"].removeprefix("https://github.com/")
     typeset_pages, chapters = [], set(notebooks.chapters())

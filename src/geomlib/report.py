@@ -129,6 +129,11 @@ def chapter_status(rows: list[dict]) -> str:
     return f"✓ {counts['pass']} of {len(rows)} pass"
 
 
+# The verdict box's columns and their widths (a fixed layout that wraps, as the report's table).
+_VERDICT_COLUMNS = [("status", "11%"), ("claim", "27%"), ("measured", "10%"), ("check", "10%"), ("over seeds", "15%"),
+                    ("paper", "27%")]
+
+
 class Verdict:
     """A chapter's verdict box: every claim the chapter recorded in the ledger, measured value
     against the check and the paper's statement. Rendered as an admonition in the book."""
@@ -151,25 +156,28 @@ class Verdict:
     def _repr_html_(self) -> str:
         e = html.escape
         kind = "tip" if self.status.startswith("✓") else ("warning" if self.status.startswith("⚠") else "error")
+        # each cell names its column (data-label): on a narrow screen the book's stylesheet stacks a row's cells
         body = "".join(
-            f"<tr><td>{e(_BADGE.get(r['status'], r['status']))}</td><td><code>{e(r['claim'])}</code><br>"
-            f"<small>{e(r['description'])}</small></td><td>{r['measured']:.4g}</td>"
-            f"<td>{e(r['op'])} {r['threshold']:.4g}</td><td>{e(seeds_text(self.spread.get(r['claim'])))}</td>"
-            f"<td>{e(r['paper'])}"
-            + (f"<br><small>why not: {e(str(r['details']['known_failure']))}</small>"
-               if r["status"] != "pass" and r.get("details", {}).get("known_failure") else "")
-            + "</td></tr>" for r in self.rows)
+            "<tr>" + "".join(f'<td data-label="{h}">{v}</td>' for (h, _), v in zip(_VERDICT_COLUMNS, (
+                e(_BADGE.get(r["status"], r["status"])),
+                f"<code>{e(r['claim'])}</code><br><small>{e(r['description'])}</small>",
+                f"{r['measured']:.4g}", f"{e(r['op'])} {r['threshold']:.4g}",
+                e(seeds_text(self.spread.get(r["claim"]))),
+                e(r["paper"]) + (f"<br><small>why not: {e(str(r['details']['known_failure']))}</small>"
+                                 if r["status"] != "pass" and r.get("details", {}).get("known_failure") else ""))))
+            + "</tr>" for r in self.rows)
         seeds = sorted({(r["preset"], r["seed"]) for r in self.rows})
         run = ", ".join(f"preset {p}, seed {s}" for p, s in seeds)
         computed = sorted({f"{r.get('precision') or '?'} on {r.get('device') or '?'}" for r in self.rows})
         run += "; computed in " + ", ".join(computed)
+        cols = "".join(f'<col style="width:{w}">' for _, w in _VERDICT_COLUMNS)
+        head = "".join(f"<th>{h}</th>" for h, _ in _VERDICT_COLUMNS)
         return (f'<div class="admonition {kind} geomlib-verdict"><p class="admonition-title">Verdict: {e(self.status)}'
                 f"</p><p>Measured on this build ({e(run)}), checked against thresholds a failure of the "
                 f"phenomenon would violate; <em>over seeds</em> is the same check on seeds 0-4 (and in fp32) from "
                 f"<code>make robustness</code> (data/robustness.json); all rows are in the reproducibility report.</p>"
-                f"<table><thead><tr><th>status</th><th>claim</th><th>measured</th><th>check</th><th>over seeds</th>"
-                f"<th>paper</th>"
-                f"</tr></thead><tbody>{body}</tbody></table></div>")
+                f'<table style="width:100%;table-layout:fixed;overflow-wrap:anywhere"><colgroup>{cols}</colgroup>'
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def verdict(chapter: str, ledger: Path | str | None = None) -> Verdict:
