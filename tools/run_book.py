@@ -35,6 +35,7 @@ from geomlib.fileio import locked, write_json_atomic
 from geomlib.ledger import drop_chapter_rows, read_ledger
 from geomlib.precision import check_environment
 from geomlib.presets import preset_names
+from geomlib.provenance import git_commit
 from geomlib.report import chapter_status
 from geomlib.validate import check_seed
 
@@ -84,10 +85,13 @@ def fill_statuses(config: dict, ledger: dict, chapters: list[str]) -> None:
         subs["measured_" + cid.replace(".", "__")] = (f"{row['measured']:.2f}" if row else "(not measured in this build)")
 
 
-def fill_version(config: dict, version: str) -> None:
-    """The book's version (``geomlib``'s, from pyproject.toml) in the footer and the introduction."""
+def fill_version(config: dict, version: str, commit: str = "unknown", date: str | None = None) -> None:
+    """The book's version (``geomlib``'s, from pyproject.toml) in the footer and the introduction;
+    the footer also names the build's date and the commit it was built from."""
     html = config.setdefault("html", {})
-    html["extra_footer"] = f"Version {version} · " + html.get("extra_footer", "")
+    date = date or time.strftime("%Y-%m-%d", time.gmtime())
+    built = f"built {date} from commit {commit[:12]}" if commit != "unknown" else f"built {date}"
+    html["extra_footer"] = f"Version {version} · {built} · " + html.get("extra_footer", "")
     config.setdefault("parse", {}).setdefault("myst_substitutions", {})["book_version"] = version
 
 
@@ -97,7 +101,7 @@ def prepare_html(staged: Path, ledger_file: Path) -> None:
     cfg_file = staged / "_config.yml"
     config = yaml.safe_load(cfg_file.read_text())
     bundle_mathjax(staged, config)
-    fill_version(config, package_version())
+    fill_version(config, package_version(), git_commit())
     ledger = read_ledger(ledger_file) if ledger_file.exists() else {}
     fill_statuses(config, ledger, chapters(staged))
     cfg_file.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .ledger import read_ledger
 from .robustness import load as robustness
+from .robustness import machine as robustness_machine
 from .robustness import seeds_text
 
 __all__ = ["Report", "Verdict", "verdict", "report_header", "report_markdown", "chapter_status"]
@@ -46,8 +47,9 @@ def report_header(ledger: dict[str, dict], spread: dict[str, dict] | None = None
         return ", ".join(found) or "none"
     spread = robustness() if spread is None else spread
     runs = {(r["seed"], r.get("series")) for c in spread.values() for r in c.get("runs", [])}
-    seeds = (f"over seeds: data/robustness.json, {len(runs)} (seed, series) runs" if runs
-             else "over seeds: no data/robustness.json shipped yet (make robustness)")
+    on = robustness_machine() if runs else None
+    seeds = (f"over seeds: data/robustness.json, {len(runs)} (seed, series) runs" + (f" on {on}" if on else "")
+             if runs else "over seeds: no data/robustness.json shipped yet (make robustness)")
     return (f"Built on {hardware()}; device {values('device')}; precision {values('precision')}; torch "
             f"{values('torch')}, {values('threads')} threads; preset {values('preset')}, seed {values('seed')}; {seeds}.")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .claims import CHECKS, TENDENCIES, passes
 
-__all__ = ["load", "tally", "seeds_text"]
+__all__ = ["load", "machine", "tally", "seeds_text"]
 
 
 def load(path: Path | str | None = None) -> dict[str, dict]:
@@ -36,6 +36,25 @@ def load(path: Path | str | None = None) -> dict[str, dict]:
                 "tendency" if cid in TENDENCIES else run["status"] if run["status"] != "pass" else "fail")
         tally(entry)
     return claims
+
+
+def machine(path: Path | str | None = None) -> str | None:
+    """What the shipped robustness series ran on: ``"Intel(R) Xeon(R) Processor, 2 threads, torch
+    2.13.0+cpu, updated 2026-12-03 10:10"``; None when none is shipped or it cannot be read."""
+    if path is None:
+        from .cache import shipped_data
+
+        path = shipped_data("robustness.json")
+        if path is None:
+            return None
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not data.get("hardware"):
+        return None
+    return (f"{data['hardware']}, {data.get('threads', '?')} threads, torch {data.get('torch', '?')}, updated "
+            f"{data.get('updated', '?')}")
 
 
 def tally(entry: dict) -> dict:
