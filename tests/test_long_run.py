@@ -24,7 +24,8 @@ def test_length_runs_are_at_the_lengths_they_name():
 def test_every_shipped_long_run_is_a_run_of_todays_tables():
     """A shipped curve is the run its name says: same configuration as the table has today (a
     changed recipe must be rerun, not silently relabelled), with its provenance."""
-    tables = {"release": long_run.release_ablation(), "length": long_run.length_runs(), "cascade": long_run.cascade_runs()}
+    tables = {"release": long_run.release_ablation(), "length": long_run.length_runs(), "cascade": long_run.cascade_runs(),
+              "length_levers": long_run.length_lever_runs()}
     shipped = [p for family in tables for p in (ROOT / "data").glob(f"pathstar_{family}/*.json")]
     assert shipped
     for path in shipped:
@@ -65,3 +66,26 @@ def test_stop_here_needs_a_reason():
 
     with pytest.raises(SystemExit):
         long_run.main(["headline_cpu", "--stop-here", "  "])
+
+
+def test_bad_seeds_and_caps_are_refused_before_any_work(capsys):
+    import pytest
+
+    for argv in (["length_levers", "--seeds", "-1"], ["length_levers", "--cap-steps", "-5"],
+                 ["length_levers", "--cap-steps", "0"]):
+        with pytest.raises(SystemExit) as e:
+            long_run.main(argv)
+        assert e.value.code == 2, argv
+    err = capsys.readouterr().err
+    assert "--seeds" in err and "--cap-steps" in err and "Traceback" not in err
+
+
+def test_length_levers_change_one_edge_stage_lever_each():
+    runs = long_run.length_lever_runs()
+    book = runs["edge lr 1e-2, 100 steps"][1]
+    assert book.l == 8 and book.d == long_run.PATHSTAR_CPU.d
+    assert book.stages[0].train.lr == long_run.PATHSTAR_CPU.stages[0].train.lr
+    for name, (what, cfg) in runs.items():
+        assert what.startswith("l = 8:") and cfg.stages[1].train == book.stages[1].train, name
+        assert float(name.split("lr ")[1].split(",")[0]) == cfg.stages[0].train.lr, name
+        assert f"{cfg.stages[0].train.steps} steps" in name, name

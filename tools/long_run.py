@@ -430,6 +430,10 @@ def main(argv=None) -> int:
         ap.error(f"unknown run(s) {unknown}; choose from {list(table)}")
     command = "python tools/long_run.py " + " ".join(repr(a) if " " in a else a
                                                     for a in (sys.argv[1:] if argv is None else argv))
+    if any(s < 0 for s in args.seeds):
+        ap.error(f"--seeds must be integers >= 0, got {args.seeds}")
+    if args.cap_steps is not None and args.cap_steps < 1:
+        ap.error(f"--cap-steps must be a number of steps >= 1, got {args.cap_steps}")
     if args.stop_here is not None and not args.stop_here.strip():
         ap.error("--stop-here needs a reason (it is written into the run's JSON)")
     for name in args.only or list(table):
