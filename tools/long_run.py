@@ -131,15 +131,17 @@ def length_lever_runs() -> dict[str, tuple[str, PathStarRun]]:
     (``PATHSTAR_CPU``) at l = 8 with one lever of its edge stage changed at a time: its learning rate
     (the book's 1e-2; 2e-3 and 1e-3, where the deepest ancestor probe peaks higher and later), its
     length (the mixed stage starts about when that probe peaks), the token init (the release's
-    N(0, 0.02)) and the width (2 x 256). Evaluated every 10 edge steps and every 50 mixed steps;
-    each runs its whole schedule (not stopped at the switch)."""
+    N(0, 0.02)) and the width (2 x 256); and one lever of the mixed stage, its learning rate.
+    Evaluated every 10 edge steps and every 50 mixed steps; each runs its whole schedule (not
+    stopped at the switch)."""
     base = replace(PATHSTAR_CPU, l=8, eval_every=50)
     edges, mixed = base.stages
 
-    def lever(lr: float, steps: int, **model) -> PathStarRun:
+    def lever(lr: float, steps: int, mixed_lr: float | None = None, **model) -> PathStarRun:
         stage = replace(edges, train=replace(edges.train, lr=lr, steps=steps, eval_every=10))
+        then = replace(mixed.train, eval_every=50, **({"lr": mixed_lr} if mixed_lr else {}))
         return replace(base, model=replace(base.model, **model) if model else base.model,
-                       stages=(stage, replace(mixed, train=replace(mixed.train, eval_every=50))))
+                       stages=(stage, replace(mixed, train=then)))
 
     return {
         "edge lr 1e-2, 100 steps": ("l = 8: the book's run (its edge stage: lr 1e-2, 100 steps)", lever(1e-2, 100)),
@@ -152,6 +154,11 @@ def length_lever_runs() -> dict[str, tuple[str, PathStarRun]]:
             lever(2e-3, 100, emb_init_std=0.02)),
         "edge lr 2e-3, 100 steps, 2x256": ("l = 8: the book's run, edge stage at lr 2e-3, a 2 x 256 GPT (8 heads)",
                                            lever(2e-3, 100, n_embd=256, n_head=8)),
+        "edge lr 5e-4, 300 steps": ("l = 8: the book's run, edge stage at lr 5e-4 for 300 steps", lever(5e-4, 300)),
+        # the mixed stage: its lr 2e-3 follows an edge stage that ended at a tenth of its own lr
+        "edge lr 1e-3, 200 steps, mixed lr 5e-4": (
+            "l = 8: the book's run, edge stage at lr 1e-3 for 200 steps, its mixed stage at lr 5e-4 (the book's: 2e-3)",
+            lever(1e-3, 200, mixed_lr=5e-4)),
     }
 
 
