@@ -33,7 +33,7 @@ def test_badges_follow_the_configured_repository():
     url = notebooks.config()["repository"]["url"]
     for nb in notebooks.notebooks():
         cells = nbformat.read(nb, as_version=4).cells
-        assert f"/github/{url.removeprefix('https://github.com/')}/blob/main/book/{nb.name})" in cells[0].source
+        assert f"/github/{url.removeprefix('https://github.com/')}/blob/{notebooks.COLAB_BRANCH}/{nb.name})" in cells[0].source
         assert f"git+{url}@{notebooks.install_ref()}" in cells[1].source and "google.colab" in cells[1].source
         assert "remove-cell" in cells[1].metadata["tags"]
 
@@ -137,6 +137,28 @@ def test_whole_book_executes_builds_and_every_claim_passes(built_book, html):
             text = seeds_text(spread[cid]).replace("&", "&amp;")
             assert text in report, f"report.html: no pass rate for {cid}"
             assert text in (html / f"{row['chapter']}.html").read_text(), f"{row['chapter']}: no pass rate for {cid}"
+
+
+@pytest.mark.book
+def test_reader_ready_notebooks_carry_the_builds_numbers_and_no_machine_paths(built_book, html):
+    """Each executed notebook's reader-ready copy (what the Colab badges open): every glue role filled,
+    the build's outputs kept, no build-machine folder, no injected parameters, the install cell pinned to
+    the build's commit, and the chapter's build time stated."""
+    from geomlib.provenance import git_commit
+
+    copies = {p.stem: p for p in (html / "colab").glob("*.ipynb")}
+    assert set(copies) == {nb.stem for nb in notebooks.notebooks()}
+    machine = [str(built_book.root), str(ROOT), str(Path.home()) + "/"]
+    timings = json.loads((built_book.build / "timings.json").read_text())
+    for stem, path in copies.items():
+        text = path.read_text()
+        nb = nbformat.reads(text, as_version=4)
+        assert "{glue" not in text and "{cite}" not in text, f"{stem}: a role is left unfilled"
+        assert not [m for m in machine if m in text], f"{stem}: shows a build-machine folder"
+        assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells), stem
+        assert f"@{git_commit()}" in nb.cells[1].source and "print(" in nb.cells[1].source, stem
+        assert f"{timings[stem] / 60:.1f} min" in nb.cells[0].source, stem
+        assert sum(len(c.get("outputs", [])) for c in nb.cells if c.cell_type == "code") > 0, stem
 
 
 def test_a_chapter_executes_after_the_one_that_trains_its_runs_in_a_pool():

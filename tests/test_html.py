@@ -232,10 +232,10 @@ def test_every_page_in_a_real_browser(server, browser, html, built_book):
             "return [...document.querySelectorAll('figure img')].map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
         assert len(figs) == figure_count(stem), f"{where}: {len(figs)} figures"
         assert all(ok and w > 100 and h > 100 for ok, w, h in figs), f"{where}: empty or broken figure {figs}"
-        # the Colab badge and launch button open this chapter's notebook in the configured repository
+        # the Colab badge opens this chapter's reader-ready copy in the configured repository
         colab = browser.execute_script(
             "return [...document.querySelectorAll('a')].map(a => a.href).filter(h => h.includes('colab.research.google.com'))")
-        want = f"colab.research.google.com/github/{repo}/blob/main/book/{stem}.ipynb"
+        want = f"colab.research.google.com/github/{repo}/blob/{notebooks.COLAB_BRANCH}/{stem}.ipynb"
         assert colab and all(h.endswith(want) for h in colab), f"{where}: Colab links {colab}"
         verdict = browser.execute_script("const v = document.querySelector('.geomlib-verdict'); "
                                          "return v ? v.innerText : null")

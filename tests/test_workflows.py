@@ -54,3 +54,17 @@ def test_a_job_runs_the_unit_tests_and_a_chapter_on_colabs_stack():
     assert any("'python-version': '3.13'" in s for s in steps)
     assert any('torch==2.11.*' in s and "whl/cpu" in s for s in steps)
     assert any('pytest -ra -m "not book"' in s for s in steps) and any("run_book.py --only" in s for s in steps)
+
+
+def test_the_reader_ready_notebooks_go_to_the_branch_the_badges_open():
+    import sys
+    sys.path.insert(0, str(ROOT / "tools"))
+    import notebooks
+
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    job = wf["jobs"]["colab-branch"]
+    assert "refs/heads/main" in job["if"] and set(job["needs"]) == {"lint", "test"}
+    assert job["permissions"] == {"contents": "write"}
+    script = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "site/_build/html/colab" in script and f"-b {notebooks.COLAB_BRANCH}" in script
+    assert "git push -f" in script and script.rstrip().endswith(notebooks.COLAB_BRANCH)

@@ -14,6 +14,9 @@ import yaml
 BOOK = Path(__file__).resolve().parents[1] / "book"
 BADGE_TAG = "colab-badge"
 INSTALL_TAG = "colab-install"
+# The branch that holds the reader-ready notebooks (tools/reader_copies.py; the publishing workflow
+# writes it): every Colab badge opens the copy there, with the build's outputs and numbers.
+COLAB_BRANCH = "colab"
 
 
 def config(book: Path = BOOK) -> dict:
@@ -59,8 +62,9 @@ def _repo(book: Path) -> tuple[str, str, str]:
 
 
 def colab_url(nb: Path, book: Path = BOOK) -> str:
-    url, branch, path = _repo(book)
-    return f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{branch}/{path}/{nb.name}"
+    """Where the badge of ``nb`` points: its reader-ready copy on the :data:`COLAB_BRANCH` branch."""
+    url = _repo(book)[0]
+    return f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{COLAB_BRANCH}/{nb.name}"
 
 
 def badge_source(nb: Path, book: Path = BOOK) -> str:
@@ -81,14 +85,17 @@ def install_ref(book: Path = BOOK, version: str | None = None) -> str:
     return _repo(book)[1] if "dev" in version else f"v{version}"
 
 
-def install_source(book: Path = BOOK) -> str:
-    url, ref = _repo(book)[0], install_ref(book)
+def install_source(book: Path = BOOK, ref: str | None = None) -> str:
+    """The install cell: geomlib at ``ref`` (default :func:`install_ref`; a reader-ready copy: its
+    build's commit), saying so before pip starts."""
+    url, ref = _repo(book)[0], ref or install_ref(book)
     return (
         "# Only inside Colab: install geomlib (this book's library; distribution geometric-memory-book) at this book's version.\n"
         "import subprocess\n"
         "import sys\n"
         "\n"
         "if \"google.colab\" in sys.modules:\n"
+        f"    print(\"installing geomlib ({ref}) with pip: about a minute...\", flush=True)\n"
         f"    r = subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"geometric-memory-book @ git+{url}@{ref}\"],\n"
         "                       capture_output=True, text=True)\n"
         "    if r.returncode:  # show pip's own words, not just a failed exit code\n"

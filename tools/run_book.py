@@ -363,6 +363,26 @@ def main(argv=None) -> int:
     if rc or not index.exists():
         print("FAILED: the HTML build reported warnings or errors (see above)", file=sys.stderr)
         return rc or 1
+    return write_reader_notebooks(staged, build, out)
+
+
+def write_reader_notebooks(staged: Path, build: Path, out: Path) -> int:
+    """The reader-ready notebooks (tools/reader_copies.py) beside the HTML, in ``_build/html/colab/``."""
+    import torch
+    from reader_copies import GlueError, write_reader_copies
+
+    from geomlib.provenance import hardware
+
+    timings = json.loads((build / "timings.json").read_text()) if (build / "timings.json").exists() else {}
+    dest = out / "_build" / "html" / "colab"
+    try:
+        written = write_reader_copies(staged, dest, commit=git_commit(), timings=timings,
+                                      machine=f"{hardware()} ({torch.get_num_threads()} threads)",
+                                      folders=[str(build), str(out), str(ROOT), str(Path.home())])
+    except GlueError as e:
+        print(f"FAILED: reader-ready notebooks: {e}", file=sys.stderr)
+        return 1
+    print(f"reader-ready notebooks: {len(written)} -> {dest}")
     return 0
 
 
