@@ -155,11 +155,18 @@ def problems(nb_path: Path, book: Path = BOOK) -> list[str]:
         if len(nb.cells) < 3 or "**Claim" not in nb.cells[2].source:
             out.append("its first text cell (after the Colab cells) does not state its claim (**Claim.**)")
     for i, c in enumerate(nb.cells):
+        if c.cell_type == "code" and not set(c.metadata.get("tags", [])) & _NOT_FOLDED:
+            out.append(f"cell {i} shows its code on the page: tag it hide-input (a reader opens it with one click)")
         if c.cell_type == "code" and any(f in c.source for f in FIGURE_CALLS):
             fig = c.metadata.get("mystnb", {}).get("figure", {})
             if not (fig.get("caption") and fig.get("name")):
                 out.append(f"cell {i} draws a figure without a numbered caption (metadata mystnb.figure.caption/name)")
     return out
+
+
+# Code cells are folded on the page (``hide-input``: the output shows, the code one click away) unless
+# the page never shows them or they are the parameters a reader may change.
+_NOT_FOLDED = {"hide-input", "remove-input", "remove-cell", "parameters", INSTALL_TAG}
 
 
 def _checks(source: str) -> bool:

@@ -105,6 +105,9 @@ CHECKS: dict[str, tuple[str, float | str]] = {
     # first paper-graph run's minibatch edge stage ended with probes 0.01 / 0.95 / 0.00 / 0.63: lowest 0.00)
     "scaling.full_batch_geometry": (">=", 0.9),
     "scaling.minibatch_regime": ("<=", 0.5),
+    # the paper's longer paths at l = 8 (d = 500): held-out full path at the end on the lowest seed of the best edge-stage
+    # lever (data/pathstar_length_levers/); the paper's strength, as the headline's. Not reproduced (the chapter says so)
+    "scaling.l8_heldout_full_path": (">=", 0.85),
     "interventions.best_mean_gain": (">=", 0.3),
     "interventions.best_never_worse": (">=", -0.1),  # at most one of the 12 held-out leaves worse
     "interventions.self_edges_do_not_help": ("<=", 0.0),
@@ -186,8 +189,7 @@ def check_claim(claim: str, measured: float, op: str, threshold: float, *, paper
                          round(time.perf_counter() - _T0, 1),
                          {**(details or {}), **({"known_failure": known_failure} if known_failure else {})},
                          *used())
-    record(result)
-    print(result)
+    record(result)  # shown in the chapter's verdict box (ch.verdict()), not printed: no line repeats it
     if not passed and not known_failure and not tendency and not os.environ.get("GEOMLIB_RECORD_ONLY"):
         raise ClaimFailed(f"claim {claim!r} ({description}) FAILED: measured {measured:.4g}, "
                           f"required {op} {threshold:.4g}")
