@@ -1,6 +1,7 @@
 """The book as a product: table of contents, committed notebooks, Colab wiring, the executor,
 and (marked ``book``) the whole book executed at the default preset and built to HTML."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,8 @@ def test_executor_fails_on_a_false_claim_and_names_it(tmp_path):
     r = _run_book("--book", book, "--build", tmp_path / "build", "--only", "false_claim", "--no-html")
     assert r.returncode == 1
     assert "false_claim" in r.stderr and "fixture.false_claim" in r.stderr and "ClaimFailed" in r.stderr
+    # where: the cell's index in the notebook and the line of it that raised
+    assert re.search(r"chapter 'false_claim', cell \d+, line .*check", r.stderr), r.stderr
     partial = tmp_path / "build" / "fixture_book" / "false_claim.ipynb"
     assert partial.exists()  # kept for inspection
     assert json.loads((tmp_path / "build" / "ledger.json").read_text())["fixture.false_claim"]["status"] == "fail"

@@ -406,7 +406,9 @@ def test_report_never_sees_a_row_missing_fields(tmp_path):
     assert "1 of 1 claims pass" in report_markdown(read_ledger(p))
 
 
-def test_ctrl_c_stops_cleanly_and_marks_unrun_cells(tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_cleanly_and_marks_unrun_cells(tmp_path, how):
+    """Ctrl-C (SIGINT to the process group) and a plain `kill` (SIGTERM to the runner) stop alike."""
     marker = tmp_path / "started"
     book = _book(tmp_path, {"one": [f"import pathlib, time\npathlib.Path({str(marker)!r}).write_text('x')\ntime.sleep(60)",
                                     "print('after')",
@@ -420,7 +422,10 @@ def test_ctrl_c_stops_cleanly_and_marks_unrun_cells(tmp_path):
     while not marker.exists() and time.time() < deadline:
         time.sleep(0.2)
     assert marker.exists(), p.stderr.read() if p.poll() is not None else "the chapter did not start"
-    os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    if how == "ctrl-c":
+        os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    else:
+        os.kill(p.pid, signal.SIGTERM)  # what `kill <pid>` does
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "interrupted during chapter 'one'" in err
@@ -799,3 +804,50 @@ def test_vocabulary_sizes_and_token_ranges_are_named():
         with pytest.raises(ValueError, match="token -3 is outside"):
             model(torch.tensor([[-3, 1]]))
         assert model(torch.tensor([[0, 9]]))[0].shape[-1] == 10
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_pool_workers_end_when_the_build_is_killed(tmp_path):
+    """kill -9 of a process training in a pool (as a chapter's sweep does) leaves no worker behind:
+    each worker starts with geomlib.processes.die_with_parent, the initializer the library's pool uses."""
+    import inspect
+
+    from geomlib import recipes
+    assert "initializer=die_with_parent" in inspect.getsource(recipes._single_threaded_runs)
+    pids = tmp_path / "pids"
+    code = f"""
+        import multiprocessing, os, pathlib, time
+        from concurrent.futures import ProcessPoolExecutor
+        from geomlib.processes import die_with_parent
+
+        def work(i):
+            with open({str(pids)!r}, "a") as f:
+                f.write(f"{{os.getpid()}}\\n")
+            time.sleep(120)
+
+        if __name__ == "__main__":
+            with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent) as p:
+                list(p.map(work, range(2)))
+    """
+    script = tmp_path / "pool.py"
+    script.write_text(textwrap.dedent(code))
+    parent = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    deadline = time.time() + 60
+    while (not pids.exists() or len(pids.read_text().split()) < 2) and time.time() < deadline:
+        time.sleep(0.2)
+    workers = [int(p) for p in pids.read_text().split()]
+    assert len(workers) == 2
+    parent.kill()
+    parent.wait(timeout=10)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+    deadline = time.time() + 10
+    while any(alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(w) for w in workers), f"workers {workers} outlived their killed parent"

@@ -26,9 +26,11 @@ CHROMEDRIVER = shutil.which("chromedriver")
 
 # What an error looks like in a rendered notebook page: a traceback, an error output, or an
 # exception name printed at the start of a stream line.
+# A warning counts too, wherever it starts (Python prints it after the file and line that raised it,
+# e.g. the kernel's temporary /tmp/ipykernel_<pid>/<n>.py), and so does that temporary path.
 ERROR_PATTERNS = [re.compile(p) for p in (
     r"Traceback \(most recent call last\)", r'class="output (?:traceback|error)', r"\bClaimFailed\b",
-    r"(?m)^\w*(?:Error|Exception|Warning): ")]
+    r"(?m)^\w*(?:Error|Exception|Warning): ", r"\b\w+Warning: ", r"ipykernel_\d+")]
 
 
 def pages() -> list[str]:
@@ -38,6 +40,11 @@ def pages() -> list[str]:
 def figure_count(stem: str) -> int:
     nb = nbformat.read(notebooks.resolve(ROOT / "book", stem), as_version=4)
     return sum(bool(c.metadata.get("mystnb", {}).get("figure")) for c in nb.cells)
+
+
+def test_the_error_scan_sees_a_warning_printed_after_its_path():
+    line = "/tmp/ipykernel_4242/1234.py:7: RuntimeWarning: invalid value encountered in divide"
+    assert sum(bool(p.search(line)) for p in ERROR_PATTERNS) == 2  # the warning and the kernel's path
 
 
 def test_no_page_shows_an_error_output(html):

@@ -95,3 +95,16 @@ def test_several_forced_fp32_seeds_show_their_passes_and_range(tmp_path):
     path.write_text(json.dumps({"claims": robustness.summarise(runs)}))
     loaded = load_robustness(path)["path_finding_from_memory.heldout_full_path"]
     assert seeds_text(loaded) == "2/2 seeds in bf16 (0.95 to 0.99); fp32 2/3 (0.5 to 0.97)"
+
+
+def test_a_damaged_robustness_file_fails_naming_it(tmp_path):
+    """A truncated series must not render as every claim 'not run': it fails, naming the file and the cure."""
+    from geomlib.robustness import DamagedRobustness
+
+    path = tmp_path / "robustness.json"
+    path.write_text('{"claims": {"x.a": {"runs": [')
+    with pytest.raises(DamagedRobustness, match=f"{path}.*git checkout -- data/robustness.json"):
+        load_robustness(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(DamagedRobustness, match="not a robustness series"):
+        load_robustness(path)

@@ -106,3 +106,12 @@ def test_no_chapter_parses_a_shipped_file_itself():
         if re.search(r"json\.loads?\(|read_text\(|shipped_data|shipped_files|import json", code):
             offenders.append(nb.name)
     assert not offenders, f"chapters that parse shipped JSON themselves (use geomlib.studies): {offenders}"
+
+
+def test_a_truncated_shipped_study_names_its_file(tmp_path):
+    from geomlib.studies import DamagedStudy, load
+
+    path = tmp_path / "study.json"
+    path.write_text('{"rows": [1, 2')
+    with pytest.raises(DamagedStudy, match=f"{path}: the shipped study cannot be read.*git checkout -- study.json"):
+        load(path)

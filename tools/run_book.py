@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -247,11 +248,25 @@ def mark_not_run(nb: Path) -> None:
     nbformat.write(doc, nb)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def failure_message(nb: Path, err: Exception) -> str:
+    """What failed, where: the chapter, the cell (its index in the notebook) and the line of that cell
+    the error came from (papermill's error carries the cell and the kernel's traceback)."""
     ename = getattr(err, "ename", type(err).__name__)
     evalue = getattr(err, "evalue", str(err))
     what = "claim failed" if ename == "ClaimFailed" else "error"
-    return f"chapter {nb.stem!r}: {what}: {ename}: {evalue}\n  partial executed notebook kept at {nb}"
+    where = f"chapter {nb.stem!r}"
+    if getattr(err, "cell_index", None) is not None:
+        where += f", cell {err.cell_index}"
+        frames = [_ANSI.sub("", t) for t in (getattr(err, "traceback", None) or [])]
+        cell = [t for t in frames if t.lstrip().startswith("Cell In[")][:1]  # IPython's frame of the cell itself
+        lines = [ln.strip() for t in cell for ln in t.splitlines() if ln.lstrip().startswith("---->")]
+        source = lines[-1].removeprefix("---->").strip() if lines else ""
+        if source:
+            where += f", line {source}"
+    return f"{where}: {what}: {ename}: {evalue}\n  partial executed notebook kept at {nb}"
 
 
 _RUNNING: dict = {}  # the chapter being executed, for an interrupt that has to cut things short
@@ -323,6 +338,7 @@ def main(argv=None) -> int:
     print(f"executing {len(chosen)} notebook(s) with preset={args.preset!r}, seed={args.seed}; ledger: {ledger}")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_sigint)
+        signal.signal(signal.SIGTERM, _on_sigint)  # a terminated build stops as an interrupted one: said, cells marked
     for nb in chosen:
         _RUNNING["nb"] = nb
         chapter = is_chapter(nbformat.read(nb, as_version=4))

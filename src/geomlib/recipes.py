@@ -33,6 +33,7 @@ from .fileio import write_torch_atomic
 from .graphs import Graph
 from .models import build_model
 from .precision import precision_label
+from .processes import die_with_parent
 from .specs import EdgeRecipe, InContextRun, PathStarRun, Stage, plain
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
 from .train import History, default_device, note_precisions, set_seed, train
@@ -332,7 +333,8 @@ def _single_threaded_runs(jobs: list, kind: str, *, key, work, here, cost, worke
 
             with tqdm(total=len(todo), desc=f"{kind} runs, {workers} at a time", file=sys.stderr,
                       disable=not _progress_enabled(progress)) as bar, \
-                    ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=die_with_parent) as pool:  # no orphan if this process is killed
                 futures = {pool.submit(work, jobs[i]): i for i in todo}
                 for f in as_completed(futures):
                     done[futures[f]] = f.result()

@@ -13,10 +13,15 @@ from .claims import CHECKS, TENDENCIES, passes
 __all__ = ["load", "machine", "tally", "seeds_text"]
 
 
+class DamagedRobustness(ValueError):
+    """A shipped ``data/robustness.json`` that cannot be read: the message names it and the cure."""
+
+
 def load(path: Path | str | None = None) -> dict[str, dict]:
     """Each claim's spread over seeds and precisions from ``data/robustness.json`` (written by
     ``make robustness``; shipped with geomlib), as ``{claim id: summary}``; empty when none is
-    shipped or it cannot be read."""
+    shipped; a file that cannot be read raises :class:`DamagedRobustness` (the build then fails,
+    saying so, instead of showing every claim as "not run")."""
     if path is None:
         from .cache import shipped_data
 
@@ -25,9 +30,14 @@ def load(path: Path | str | None = None) -> dict[str, dict]:
             return {}
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    claims = data.get("claims", {}) if isinstance(data, dict) else {}
+    except (OSError, ValueError) as err:
+        raise DamagedRobustness(f"{path}: the robustness series cannot be read ({type(err).__name__}: {err}); every "
+                                "claim's 'over seeds' column comes from it. Restore it with `git checkout -- "
+                                "data/robustness.json`, or rerun `make robustness`") from None
+    if not isinstance(data, dict) or not isinstance(data.get("claims"), dict):
+        raise DamagedRobustness(f"{path}: not a robustness series (no 'claims' table); restore it with `git checkout "
+                                "-- data/robustness.json`, or rerun `make robustness`")
+    claims = data["claims"]
     for cid, entry in claims.items():  # judged by today's check, not the one recorded with the run
         if cid not in CHECKS:
             continue

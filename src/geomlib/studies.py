@@ -111,7 +111,21 @@ def load(name: str | Path, optional: bool = False) -> dict | None:
             return None
         raise FileNotFoundError(f"no shipped study {str(name)!r} (looked in the package's data/ and the repository's "
                                 "data/); its command is in the README's table of shipped results")
-    return json.loads(path.read_text())
+    return read_shipped(Path(path))
+
+
+class DamagedStudy(ValueError):
+    """A shipped study that cannot be read (truncated, not JSON): the message names the file."""
+
+
+def read_shipped(path: Path) -> dict:
+    """One shipped JSON file; an unreadable one raises :class:`DamagedStudy` naming it and the cure."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise DamagedStudy(f"{path}: the shipped study cannot be read ({type(err).__name__}: {err}); restore it "
+                           f"with `git checkout -- {Path(path).name}` in its folder, or rerun the command that made "
+                           "it (the README's table of shipped results)") from None
 
 
 def load_all(folder: str) -> list[dict]:
@@ -119,7 +133,7 @@ def load_all(folder: str) -> list[dict]:
     name; empty when the folder is not shipped."""
     from .cache import shipped_files
 
-    return [json.loads(p.read_text()) for p in shipped_files(folder)]
+    return [read_shipped(p) for p in shipped_files(folder)]
 
 
 def origin(doc: dict) -> str:
