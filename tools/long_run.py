@@ -159,6 +159,14 @@ def length_lever_runs() -> dict[str, tuple[str, PathStarRun]]:
         "edge lr 1e-3, 200 steps, mixed lr 5e-4": (
             "l = 8: the book's run, edge stage at lr 1e-3 for 200 steps, its mixed stage at lr 5e-4 (the book's: 2e-3)",
             lever(1e-3, 200, mixed_lr=5e-4)),
+        # the lowest edge lr builds n1's geometry (probe 0.95 at the switch, seed 0) and the mixed stage at 2e-3 wears it
+        # down (0.48 at its end) while held-out n1 peaks at 0.22: the same edge stage with a gentler mixed stage
+        "edge lr 5e-4, 300 steps, mixed lr 5e-4": (
+            "l = 8: the book's run, edge stage at lr 5e-4 for 300 steps, its mixed stage at lr 5e-4",
+            lever(5e-4, 300, mixed_lr=5e-4)),
+        "edge lr 5e-4, 300 steps, mixed lr 2e-4": (
+            "l = 8: the book's run, edge stage at lr 5e-4 for 300 steps, its mixed stage at lr 2e-4",
+            lever(5e-4, 300, mixed_lr=2e-4)),
     }
 
 
