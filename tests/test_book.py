@@ -47,6 +47,31 @@ def test_colab_installs_the_books_release_or_main_between_releases():
     compile(src, "install-cell", "exec")
 
 
+# Decimals a chapter's prose may type: settings (inits, learning rates, betas, shares) and the checks'
+# thresholds. Any other decimal in a chapter's text is a measurement, and a measurement is glued from a
+# run or a shipped file ({glue:text}`name`), never typed.
+TYPED_DECIMALS = {"0.0002", "0.0005", "0.002", "0.005", "0.01", "0.02", "0.1", "0.25", "0.5", "0.8", "0.9", "0.95",
+                  "0.999", "1.0"}
+
+
+def typed_decimals(markdown: str) -> list[str]:
+    """The decimals of ``markdown`` outside glue roles, math, code spans and links, not in TYPED_DECIMALS."""
+    text = re.sub(r"\{glue(?::text|:)?\}`[^`]*`", " ", markdown)
+    text = re.sub(r"\$[^$]*\$|`[^`]*`|\]\([^)]*\)", " ", text)
+    return [m for m in re.findall(r"(?<![\w.])\d+\.\d+", text) if m not in TYPED_DECIMALS]
+
+
+def test_chapter_numbers_are_glued():
+    assert typed_decimals("0.56 over 8 seeds, {glue:text}`x:.2f`, $0.37$, `0.41`, lr 0.02, at least 0.9.") == ["0.56"]
+    found = {}
+    for stem in notebooks.chapters():
+        nb = nbformat.read(BOOK / f"{stem}.ipynb", as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "markdown" and typed_decimals(cell.source):
+                found[f"{stem}, cell {i}"] = typed_decimals(cell.source)
+    assert not found, f"typed measurements (glue them, or add a setting to TYPED_DECIMALS): {found}"
+
+
 def test_chapters_never_pin_torch():
     text = (ROOT / "pyproject.toml").read_text()
     assert '"torch>=' in text and "torch==" not in text
