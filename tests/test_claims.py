@@ -91,3 +91,22 @@ def test_the_report_names_the_machine_and_fits_seven_columns(tmp_path, monkeypat
     page = Report(rows, {})._repr_html_()
     assert page.count("<th>") == 7 and "wall (s)" not in page and "table-layout:fixed" in page and header in page
     assert report_markdown(rows, {}).splitlines()[0] == header
+
+
+def test_a_chapter_check_takes_its_rule_from_checks(tmp_path, monkeypatch):
+    """The rule is written once, in CHECKS: a chapter passes the measured value (and a threshold only
+    where CHECKS names a computed rule)."""
+    from geomlib import Chapter
+    from geomlib.claims import CHECKS
+
+    monkeypatch.setenv("GEOMLIB_LEDGER", str(tmp_path / "ledger.json"))
+    ch = Chapter("linear_net", "cpu", 0)
+    row = ch.check("linear_net.recall", 1.0, paper="p", description="d")
+    assert (row.op, row.threshold) == CHECKS["linear_net.recall"]
+    with pytest.raises(ValueError, match="pass none"):
+        ch.check("linear_net.recall", 1.0, threshold=0.5, paper="p", description="d")
+    with pytest.raises(ValueError, match="computed.*threshold="):
+        ch.check("linear_net.few_directions", 1.0, paper="p", description="d")
+    assert ch.check("linear_net.few_directions", 1.0, threshold=2.0, paper="p", description="d").threshold == 2.0
+    with pytest.raises(ValueError, match="not in geomlib.claims.CHECKS"):
+        ch.check("linear_net.nothing", 1.0, paper="p", description="d")

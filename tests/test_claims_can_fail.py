@@ -190,6 +190,8 @@ def negative_cases(untrained) -> dict:
         "path_finding_from_memory.paper_graph": lambda: (former_paper_graph_run(gpt), None),
         # the batch regime: an untrained model's probes (full batch), and a full-batch run's (the small batch)
         "scaling.full_batch_geometry": lambda: (min(gpt[f"probe_k{k}"] for k in range(1, task.l - 1)), None),
+        # longer paths: an untrained model reads no held-out path
+        "scaling.l8_heldout_full_path": lambda: (gpt["heldout_full_path"], None),
         "scaling.minibatch_regime": lambda: (1.0, None),
         "hardest_token.heldout_n1": lambda: (gpt["heldout_n1_tf"], None),
         "geometry_explains.probe": lambda: (nearest_child_probe(random_embeddings(task.graph.num_nodes), task.graph,

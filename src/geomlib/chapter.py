@@ -3,7 +3,7 @@ starts; its preset and setup table; the numbers its prose quotes; its claims and
 """
 from __future__ import annotations
 
-from .claims import check_claim
+from .claims import CHECKS, check_claim
 from .ledger import ClaimResult
 from .precision import check_environment, reset_used
 from .report import Verdict, verdict
@@ -52,7 +52,7 @@ class Chapter:
         ch = Chapter("path_finding_from_memory", preset, seed)
         cfg = ch.config                    # the chapter's typed preset (geomlib.presets)
         ch.setup_table()                   # where that preset departs from the authors' release
-        ch.check("path_finding_from_memory.heldout_full_path", value, ">=", 0.85, paper=..., description=...)
+        ch.check("path_finding_from_memory.heldout_full_path", value, paper=..., description=...)
         ch.verdict()
 
     A parameter papermill injected that the chapter does not declare (``-p sead 1``) is an error
@@ -98,10 +98,21 @@ class Chapter:
             return
         glue(name, _Text(value) if isinstance(value, str) else value, display=False)
 
-    def check(self, claim: str, measured: float, op: str, threshold: float, **kwargs) -> ClaimResult:
-        """:func:`~geomlib.claims.check_claim` with this chapter's name, preset and seed."""
-        return check_claim(claim, measured, op, threshold, chapter=self.name, preset=self.preset, seed=self.seed,
-                           **kwargs)
+    def check(self, claim: str, measured: float, *, threshold: float | None = None, **kwargs) -> ClaimResult:
+        """:func:`~geomlib.claims.check_claim` with this chapter's name, preset and seed, and the
+        claim's rule from :data:`~geomlib.claims.CHECKS` (written there once, beside its negative
+        case). ``threshold``: only for a claim whose rule is computed from the run (CHECKS names it in
+        words, e.g. ``"chance 1/d + 0.1"``)."""
+        if claim not in CHECKS:
+            raise ValueError(f"claim {claim!r} is not in geomlib.claims.CHECKS; a claim is entered there (its comparison "
+                             "and threshold) and given a negative case in tests/test_claims_can_fail.py before it is checked")
+        op, rule = CHECKS[claim]
+        if isinstance(rule, str) and threshold is None:
+            raise ValueError(f"claim {claim!r}: its threshold is computed ({rule}); pass it as threshold=")
+        if not isinstance(rule, str) and threshold is not None:
+            raise ValueError(f"claim {claim!r}: its threshold is CHECKS' {rule}; pass none (change it there)")
+        return check_claim(claim, measured, op, rule if threshold is None else threshold, chapter=self.name,
+                           preset=self.preset, seed=self.seed, **kwargs)
 
     def verdict(self) -> Verdict:
         """This chapter's verdict box."""
