@@ -90,17 +90,22 @@ def test_mamba_is_causal():
 
 
 def test_cpu_attention_matches_sdpa():
+    """The model's own attention on a CPU (the plain-math path taken for short sequences) gives what
+    PyTorch's fused scaled_dot_product_attention gives, causal mask included."""
     torch.manual_seed(0)
     m = models.build_model(specs.GPT(n_layer=2, n_head=2, n_embd=16), vocab_size=20, block_size=8).eval()
-    x = torch.randint(0, 20, (3, 8))
-    ours = m(x)[0]
     attn = m.h[0].attn
-    q, k, v = attn.c_attn(m.h[0].ln_1(m.wte(x) + m.wpe(torch.arange(8)))).split(16, dim=2)
-    q, k, v = (z.view(3, 8, 2, 8).transpose(1, 2) for z in (q, k, v))
-    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-    mine = (q @ k.transpose(-2, -1) / 8 ** 0.5).masked_fill(torch.ones(8, 8, dtype=torch.bool).triu(1), float("-inf"))
-    assert torch.allclose(mine.softmax(-1) @ v, ref, atol=1e-6)
-    assert torch.isfinite(ours).all()
+    x = torch.randn(3, 8, 16)
+    with torch.no_grad():
+        ours = attn(x)  # t = 8 <= 64 on a CPU tensor: the plain-math branch
+        q, k, v = (z.view(3, 8, 2, 8).transpose(1, 2) for z in attn.c_attn(x).split(16, dim=2))
+        ref = attn.c_proj(torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+                          .transpose(1, 2).reshape(3, 8, 16))
+        assert torch.allclose(ours, ref, atol=1e-6)
+        # and the mask matters: a later position changes no earlier one's output
+        later = x.clone()
+        later[:, 5:] += 1.0
+        assert torch.allclose(attn(later)[:, :5], ours[:, :5], atol=1e-6) and not torch.allclose(attn(later), ours)
 
 
 def test_mamba_fast_paths_match_the_reference():

@@ -1,13 +1,17 @@
 """Presets carry their provenance: every departure from the authors' release has a reason given
 beside its value, no reason is left over from a departure that is gone, and the path-star
 `paper` presets are the release's recipe."""
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from geomlib import presets
-from geomlib.presets import PRESETS, RELEASE, departures, is_release, setup_table
-from geomlib.specs import Spec, values
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+from geomlib import presets  # noqa: E402
+from geomlib.presets import PRESETS, RELEASE, departures, is_release, setup_table  # noqa: E402
+from geomlib.specs import Spec, values  # noqa: E402
 
 
 @pytest.mark.parametrize("chapter", sorted(PRESETS))
@@ -49,7 +53,39 @@ def test_a_reason_sits_beside_its_value_and_follows_a_variant():
     assert "l" not in rows and "stages[mixed].train.weight_decay" not in rows  # values as the release: no row
 
 
+# The release's path-star recipe as the paper's release states it (the paper brief's last section),
+# typed here from the text, not taken from presets/release.py: the paper presets must match these values.
+RELEASE_PATHSTAR_STATED = dict(
+    d=10_000, l=6, decode="vocab", precision="bf16", n_layer=12, n_embd=384, stages=1, data="mixed", path_fraction=None,
+    batch=2048, steps=525_000, lr=5e-4, warmup=1000, final_lr_ratio=0.1, weight_decay=0.01, decay_all=True,
+    betas=(0.9, 0.999), grad_clip=None)
+
+
+def _stated(run) -> dict:
+    st = run.stages[0]
+    return dict(d=run.d, l=run.l, decode=run.decode, precision=run.precision, n_layer=run.model.n_layer,
+                n_embd=getattr(run.model, "n_embd", None) or run.model.d_model, stages=len(run.stages), data=st.data,
+                path_fraction=st.path_fraction, batch=st.batch, steps=st.train.steps, lr=st.train.lr,
+                warmup=st.train.warmup, final_lr_ratio=st.train.final_lr_ratio, weight_decay=st.train.weight_decay,
+                decay_all=st.train.decay_all, betas=tuple(st.train.betas), grad_clip=st.train.grad_clip)
+
+
 def test_the_path_star_paper_presets_are_the_release_recipe():
+    """Every path-star `paper` preset runs the release's recipe, value by value as stated above (10,000
+    epochs of the d = 10^4 graph in batches of 2,048 are about 525,000 steps), and the setup table agrees."""
+    from long_run import release_steps
+    assert abs(release_steps(10_000, 6, 2048) / RELEASE_PATHSTAR_STATED["steps"] - 1) < 0.001  # 524,900, rounded
+    runs = {"path_finding_from_memory": ["run"], "no_reverse_cascade": ["run"], "hardest_token": ["run"],
+            "mamba_too": ["run", "transformer"], "scaling": ["base"]}
+    for chapter, fields in runs.items():
+        for field in fields:
+            run = getattr(PRESETS[chapter]["paper"], field)
+            assert _stated(run) == RELEASE_PATHSTAR_STATED, (chapter, field, _stated(run))
+            if run.model.kind == "gpt":
+                assert (run.model.n_head, run.model.pos_init_std) == (8, 1.0), (chapter, field)
+            else:  # the release's Mamba: no residual stream, no final norm
+                assert (run.model.residual, run.model.final_norm) == (False, False), chapter
+    assert PRESETS["hardest_token"]["paper"].run.hardest_token
     for chapter in ("path_finding_from_memory", "no_reverse_cascade", "hardest_token", "mamba_too", "scaling",
                     "interventions"):
         assert is_release(chapter, "paper"), setup_table(chapter, "paper")

@@ -152,10 +152,27 @@ def test_geometric_interventions(tmp_path, monkeypatch):
     base = replace(base, stages=(replace(base.stages[0], train=replace(base.stages[0].train, eval_every=4)),
                                  base.stages[1]))
     node2vec = get_preset("spectral_bias").recipe
-    _, plain, h0 = pathstar_run(base, progress=False)
+    task, plain, h0 = pathstar_run(base, progress=False)
     _, init, h1 = pathstar_run(replace(base, emb_init=node2vec), progress=False)
     _, aux, h2 = pathstar_run(replace(base, aux_node2vec=1.0), progress=False)
     assert h0.rows[0]["loss"] is None and h1.rows[-1]["loss"] != h0.rows[-1]["loss"] != h2.rows[-1]["loss"]
+    # the init: the node rows of the token embedding start as the (centred, rescaled) Node2Vec embedding
+    from geomlib.recipes import _init_from_node2vec, build_pathstar, edge_run
+    _, fresh = build_pathstar(base, 0)
+    before = fresh.wte.weight.detach().clone()
+    _init_from_node2vec(fresh, task.graph, node2vec, 0)
+    n = task.graph.num_nodes
+    n2v, _ = edge_run(task.graph, replace(node2vec, model=replace(node2vec.model, dim=before.shape[1])), seed=0,
+                      eval_every=0, progress=False)
+    E = n2v.token_embeddings() - n2v.token_embeddings().mean(0)
+    start = fresh.wte.weight.detach()[:n]
+    assert torch.allclose(start / start.norm(), E / E.norm(), atol=1e-5)  # the same vectors, up to one scale
+    assert torch.allclose(fresh.wte.weight.detach()[n:], before[n:])  # special tokens untouched
+    # the auxiliary loss: the trained embeddings fit the Node2Vec objective better than the plain run's
+    pairs = torch.as_tensor(task.graph.directed_edges)
+    n2v_loss = {name: float(node2vec_loss(m.wte.weight.detach()[:n].float(), pairs)) for name, m in
+                (("plain", plain), ("aux", aux))}
+    assert n2v_loss["aux"] < n2v_loss["plain"], n2v_loss
     assert h0.at(4)["step"] == 4
     with pytest.raises(KeyError):
         h0.at(5)
