@@ -99,19 +99,44 @@ _SHORT_EDGE_STAGE = replace(_EDGE_STAGE_CPU, train=replace(_EDGE_STAGE_CPU.train
 _SHORT_EDGES = ("the book's recipe: a 100-step edge-only stage (every edge and every ancestor probe at 0.99 by step "
                 "40-60 of the former 300: data/edge_stage.json), then mixed batches; held-out paths switch on within "
                 "~100 mixed steps on 2 cores (the release's single mixed stage: see the ablation)")
-# The book's path-star run: that recipe at the release's path length, its edge stage that short and its
-# mixed stage 300 steps. With the former 600 (data/edge_stage.json, Intel Xeon with AMX) held-out full path was
-# 0.94-0.96 after 100 mixed steps and then drifted down on seed 4 in bf16 (0.84 at the end, under the check's 0.85)
-# as a per-leaf lookup displaced the read-out; with 300 (constant, then decayed over the second half) it ends at
-# 0.98-1.00 on seeds 0-4 in bf16 and 0-2 in fp32 (data/robustness.json). The run of "Path-finding from memory",
-# "No reverse cascade" and "Geometry explains" (one cache entry).
-PATHSTAR_CPU = replace(PATHSTAR_L6_CPU, stages=(_SHORT_EDGE_STAGE, replace(
-    PATHSTAR_L6_CPU.stages[1], train=replace(PATHSTAR_L6_CPU.stages[1].train, steps=300),
-    why=PATHSTAR_L6_CPU.stages[1].why | {
-        "train.steps": "budget and stability: held-out paths switch on within the first 100 mixed steps; with 600 "
-                       "they then drifted down on seed 4 in bf16 (0.94 -> 0.84, data/edge_stage.json) as a per-leaf "
-                       "lookup displaced the read-out; 300 end before that (the release runs 10,000 epochs)"})),
-    why=PATHSTAR_L6_CPU.why | {"stages": _SHORT_EDGES})
+# The book's path-star run ("Path-finding from memory", "No reverse cascade", "Geometry explains": one
+# cache entry), written out. How each value was reached is in Methods and the CHANGELOG.
+PATHSTAR_CPU = PathStarRun(
+    d=500, l=6, precision="auto", decode="nodes", eval_every=100,
+    model=GPT(n_layer=2, n_head=4, n_embd=128, emb_init_std=0.0005, why={
+        "n_layer": "budget: 2 x 128 trains in minutes on 2 CPU cores; the release uses 12 x 384",
+        "n_head": "budget: 4 heads at width 128 (head size 32); the release uses 8 at 384",
+        "n_embd": "budget (see n_layer)",
+        "emb_init_std": "a 40x smaller token init: with the release's N(0, 0.02) the former recipe read almost no "
+                        "held-out n1 at l = 6 (data/pathstar_length); this recipe has not been run at N(0, 0.02)",
+        "pos_init_std": "the release's N(0, 1) positional init is a quirk of its init order (data/pathstar_release)",
+        "scaled_residual_init": "the release's scaled init never fires (it keys on a name no module has); ours is GPT-2's",
+    }),
+    stages=(
+        Stage("edges", TrainConfig(steps=100, lr=1e-2, warmup=50, weight_decay=0.01, final_lr_ratio=0.1, eval_every=20)),
+        Stage("mixed", TrainConfig(steps=300, lr=2e-3, schedule="wsd", decay_fraction=0.5, final_lr_ratio=0.05,
+                                   weight_decay=0.01), batch=2048, why={
+            "train.steps": "budget and stability: held-out paths switch on within 100 mixed steps; with 600 a per-leaf "
+                           "lookup later displaced the read-out on one seed (data/edge_stage.json)",
+            "train.lr": "2e-3 held, then decayed: measured faster on 2 cores (data/pathstar_release)",
+            "train.schedule": "warmup-stable-decay: the decay stops the oscillation a constant lr causes",
+            "train.warmup": "the edge stage has already warmed the model up",
+            "train.final_lr_ratio": "decayed to 0.05 lr (data/pathstar_release)",
+            "train.decay_fraction": "decayed over the second half (data/pathstar_release)",
+            "train.decay_all": "nanoGPT's convention: biases and norms do not decay",
+            "train.betas": "nanoGPT's (0.9, 0.95)",
+            "train.grad_clip": "nanoGPT's clipping at 1.0",
+        }),
+    ),
+    why={
+        "d": "budget: 500 arms train in minutes on 2 CPU cores; the release's 10^4 arms: the `paper` preset, and the "
+             "d = 10^4 run of this recipe (data/pathstar_paper_graph)",
+        "stages": "a 100-step edge-only stage (every ancestor probe at 0.99 by step 40-60: data/edge_stage.json), then "
+                  "mixed batches; the release runs one mixed stage (the ablation: data/pathstar_release)",
+        "precision": "bf16 where the CPU computes it natively (as the release on a GPU), fp32 elsewhere; seed 0 forced "
+                     "to fp32 passes the same claims (data/robustness.json, series fp32)",
+        "decode": "the answer is always a node: the argmax over node tokens (the release: the whole vocabulary)",
+    })
 
 # The phase diagram's recipe: the l = 5 recipe on smaller graphs with the short edge stage, a mixed stage of
 # 400 steps with batches of 512 (also "Interventions", at d = 50; "Mamba too" keeps the former edge stage).
