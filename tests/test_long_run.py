@@ -88,6 +88,9 @@ def test_length_levers_change_one_edge_stage_lever_each():
     assert book.stages[0].train.lr == long_run.PATHSTAR_CPU.stages[0].train.lr
     for name, (what, cfg) in runs.items():
         mixed = replace(cfg.stages[1].train, lr=book.stages[1].train.lr) if "mixed lr" in name else cfg.stages[1].train
+        if "frozen" in name:
+            assert mixed.freeze_token_embeddings
+            mixed = replace(mixed, freeze_token_embeddings=None)
         assert what.startswith("l = 8:") and mixed == book.stages[1].train, name
         assert float(name.split("lr ")[1].split(",")[0]) == cfg.stages[0].train.lr, name
         assert f"{cfg.stages[0].train.steps} steps" in name, name

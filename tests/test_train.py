@@ -507,3 +507,25 @@ def test_head_chunk_trains_the_same_run():
     plain, chunked = run(None), run(4)
     assert chunked["loss"][1:] == pytest.approx(plain["loss"][1:], rel=1e-5)
     assert chunked.meta["configs"][0]["head_chunk"] == 4
+
+
+def test_a_stage_can_keep_the_token_embeddings_an_earlier_stage_built():
+    """freeze_token_embeddings: the stage trains everything but the token embeddings (and so the tied
+    head); they are trainable again after it; a model without them is refused before any step."""
+    from geomlib.models import LinearNet
+    from geomlib.recipes import build_pathstar
+    run = _tiny_run(precision="fp32")
+    task, model = build_pathstar(run, 0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train(model, task.edges, TrainConfig(steps=3, lr=1e-2, freeze_token_embeddings=True), progress=False)
+    after = dict(model.named_parameters())
+    assert torch.equal(after["wte.weight"], before["wte.weight"])
+    assert not torch.equal(after["wpe.weight"], before["wpe.weight"])
+    assert model.wte.weight.requires_grad
+    train(model, task.edges, TrainConfig(steps=1, lr=1e-2), progress=False)
+    assert not torch.equal(model.wte.weight, before["wte.weight"])  # trained again without the flag
+    with pytest.raises(ValueError, match="not a LinearNet"):
+        train(LinearNet(task.graph.num_nodes, 4), task.edges, TrainConfig(steps=1, freeze_token_embeddings=True),
+              progress=False)
+    with pytest.raises(TypeError, match="freeze_token_embeddings"):
+        TrainConfig(steps=1, freeze_token_embeddings="yes")

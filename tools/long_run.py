@@ -137,9 +137,10 @@ def length_lever_runs() -> dict[str, tuple[str, PathStarRun]]:
     base = replace(PATHSTAR_CPU, l=8, eval_every=50)
     edges, mixed = base.stages
 
-    def lever(lr: float, steps: int, mixed_lr: float | None = None, **model) -> PathStarRun:
+    def lever(lr: float, steps: int, mixed_lr: float | None = None, freeze: bool = False, **model) -> PathStarRun:
         stage = replace(edges, train=replace(edges.train, lr=lr, steps=steps, eval_every=10))
-        then = replace(mixed.train, eval_every=50, **({"lr": mixed_lr} if mixed_lr else {}))
+        then = replace(mixed.train, eval_every=50, **({"lr": mixed_lr} if mixed_lr else {}),
+                       **({"freeze_token_embeddings": True} if freeze else {}))
         return replace(base, model=replace(base.model, **model) if model else base.model,
                        stages=(stage, replace(mixed, train=then)))
 
@@ -167,6 +168,13 @@ def length_lever_runs() -> dict[str, tuple[str, PathStarRun]]:
         "edge lr 5e-4, 300 steps, mixed lr 2e-4": (
             "l = 8: the book's run, edge stage at lr 5e-4 for 300 steps, its mixed stage at lr 2e-4",
             lever(5e-4, 300, mixed_lr=2e-4)),
+        # the geometry the edge stage built, kept: the mixed stage trains everything but the token embeddings
+        "edge lr 5e-4, 300 steps, mixed with embeddings frozen": (
+            "l = 8: the book's run, edge stage at lr 5e-4 for 300 steps, its mixed stage (lr 2e-3) training everything "
+            "but the token embeddings (and so the tied head)", lever(5e-4, 300, freeze=True)),
+        "edge lr 1e-2, 100 steps, mixed with embeddings frozen": (
+            "l = 8: the book's run (edge stage lr 1e-2, 100 steps), its mixed stage training everything but the token "
+            "embeddings", lever(1e-2, 100, freeze=True)),
     }
 
 

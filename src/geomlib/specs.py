@@ -238,6 +238,9 @@ class TrainConfig:
     # tensor, and in a full-batch stream the examples that share an input computed once with all
     # their targets (the same loss and gradient up to summation order): a 50,006-token vocabulary
     head_chunk: int | None = keyed_when_set(None)
+    # a decoder's token embeddings (and so its tied head) are not trained in this stage: what an
+    # earlier stage built there is kept as it is
+    freeze_token_embeddings: bool | None = keyed_when_set(None)
 
     def __post_init__(self):
         self.steps = check_int("steps", self.steps, 0)
@@ -246,6 +249,8 @@ class TrainConfig:
         self.seed = check_seed(self.seed, "seed (of a training stage)")
         if self.head_chunk is not None:
             self.head_chunk = check_int("head_chunk", self.head_chunk, 1)
+        if self.freeze_token_embeddings is not None and not isinstance(self.freeze_token_embeddings, bool):
+            raise TypeError(f"freeze_token_embeddings must be True, False or None, got {self.freeze_token_embeddings!r}")
         for name in ("lr", "final_lr_ratio", "decay_fraction", "weight_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -185,6 +185,12 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     if cfg.head_chunk is not None and not hasattr(model, "hidden_states"):
         raise ValueError(f"head_chunk is for a decoder's head (GPT, Mamba), not a {type(model).__name__}")
     params = [p for p in model.parameters() if p.requires_grad]
+    frozen = []
+    if cfg.freeze_token_embeddings:
+        if not isinstance(getattr(model, "wte", None), torch.nn.Embedding):
+            raise ValueError(f"freeze_token_embeddings is for a decoder's token embeddings, not a {type(model).__name__}")
+        frozen = [model.wte.weight] if model.wte.weight.requires_grad else []
+        params = [p for p in params if p is not model.wte.weight]
     if cfg.optimizer in ("adamw", "adamw_fused"):
         # matrices decay, vectors do not (unless decay_all); a parameter may opt out (``p._no_weight_decay = True``)
         exempt = [(p.dim() < 2 and not cfg.decay_all) or getattr(p, "_no_weight_decay", False) for p in params]
@@ -243,41 +249,47 @@ def train(model: torch.nn.Module, data: Examples | dict[str, Examples], cfg: Tra
     model.train()
     loss_value = float("nan")
     step = first - 1
-    for step in range(first, cfg.steps + 1):
-        lr = lr_at(cfg, step - 1)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        drawn = {k: s.next() for k, s in samplers.items()}
-        batches = {k: b for k, (b, _) in drawn.items()}
-        counts = {k: n for k, (_, n) in drawn.items()}
-        total = sum(counts.values())
-        loss = 0.0
-        with autocast():
-            for k, b in batches.items():
-                s = samplers[k]  # a grouped full batch: each distinct input once (s.source), with all its targets
-                chunked = {} if cfg.head_chunk is None else {"source": s.source, "head_chunk": cfg.head_chunk}
-                loss = loss + model(s.inputs if s.full else b.inputs, b.targets, **chunked)[1] * (counts[k] / total)
-            if aux_loss is not None:
-                loss = loss + aux_loss(model)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        bar.update(1)
-        if cfg.eval_every and step % cfg.eval_every == 0 or step == cfg.steps:
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                bar.close()
-                raise FloatingPointError(f"training diverged at step {offset + step}: loss = {loss_value}")
-            row = do_eval(step, loss_value)
-            bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in row.items()
-                             if k not in ("step", "lr", "seconds")}, refresh=False)
-            if checkpoint is not None:
-                checkpoint(state(step))
-            if stop is not None and stop(row):
-                history.meta["stopped_early"] = True
-                break
+    for p in frozen:  # not trained in this stage (restored below)
+        p.requires_grad_(False)
+    try:
+        for step in range(first, cfg.steps + 1):
+            lr = lr_at(cfg, step - 1)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            drawn = {k: s.next() for k, s in samplers.items()}
+            batches = {k: b for k, (b, _) in drawn.items()}
+            counts = {k: n for k, (_, n) in drawn.items()}
+            total = sum(counts.values())
+            loss = 0.0
+            with autocast():
+                for k, b in batches.items():
+                    s = samplers[k]  # a grouped full batch: each distinct input once (s.source), with all its targets
+                    chunked = {} if cfg.head_chunk is None else {"source": s.source, "head_chunk": cfg.head_chunk}
+                    loss = loss + model(s.inputs if s.full else b.inputs, b.targets, **chunked)[1] * (counts[k] / total)
+                if aux_loss is not None:
+                    loss = loss + aux_loss(model)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            bar.update(1)
+            if cfg.eval_every and step % cfg.eval_every == 0 or step == cfg.steps:
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):
+                    bar.close()
+                    raise FloatingPointError(f"training diverged at step {offset + step}: loss = {loss_value}")
+                row = do_eval(step, loss_value)
+                bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in row.items()
+                                 if k not in ("step", "lr", "seconds")}, refresh=False)
+                if checkpoint is not None:
+                    checkpoint(state(step))
+                if stop is not None and stop(row):
+                    history.meta["stopped_early"] = True
+                    break
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
     bar.close()
     history.meta["steps_run"] = history.meta.get("steps_run", 0) + step
     return history
