@@ -108,3 +108,33 @@ def test_a_damaged_robustness_file_fails_naming_it(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(DamagedRobustness, match="not a robustness series"):
         load_robustness(path)
+
+
+def test_a_crashed_chapter_run_is_recorded_as_failed_retried_and_counted(tmp_path, monkeypatch):
+    """A chapter run that fails is recorded with the runner's own error line (the cell and the
+    exception), makes the tool exit non-zero, is run again next time (not 'already recorded'), and
+    every claim it did not reach counts against that claim's pass rate."""
+    chapter = "hardest_token"
+    claim = next(c for c in robustness.CHECKS if c.startswith(chapter + "."))
+    calls = []
+
+    def fake(ch, seed, series, build, preset):
+        calls.append(seed)
+        if seed == 1:
+            return {}, 1.0, "FAILED chapter 'hardest_token', cell 7, line x = 1 / 0: error: ZeroDivisionError: division by zero"
+        return {claim: {"chapter": ch, "measured": 0.99, "op": ">=", "threshold": 0.9, "status": "pass",
+                        "precision": "fp32", "device": "cpu"}}, 1.0, ""
+
+    monkeypatch.setattr(robustness, "run_chapter", fake)
+    monkeypatch.delenv("GEOMLIB_PRECISION", raising=False)
+    out = tmp_path / "robustness.json"
+    args = ["--only", chapter, "--seeds", "0", "1", "--fp32-seeds", "--out", str(out), "--build", str(tmp_path / "b")]
+    assert robustness.main(args) == 1
+    data = json.loads(out.read_text())
+    assert data["runs"][f"{chapter}|default|1"]["error"].startswith("FAILED chapter 'hardest_token', cell 7")
+    entry = data["claims"][claim]
+    assert entry["pass_rate"] == "1/2" and entry["crashed"] == [1]
+    out_text = seeds_text(load_robustness(out)[claim])
+    assert out_text.startswith("1/2 seeds") and "seed 1 crashed" in out_text
+    calls.clear()
+    assert robustness.main(args) == 1 and calls == [1]  # the failed seed is retried, the recorded one is not

@@ -42,6 +42,8 @@ def load(path: Path | str | None = None) -> dict[str, dict]:
         if cid not in CHECKS:
             continue
         for run in entry.get("runs", []):
+            if run["status"] == "crashed":  # the chapter run failed before it reached this claim
+                continue
             run["status"] = "pass" if passes(cid, run["measured"], run.get("threshold")) else (
                 "tendency" if cid in TENDENCIES else run["status"] if run["status"] != "pass" else "fail")
         tally(entry)
@@ -73,17 +75,18 @@ def tally(entry: dict) -> dict:
     forced-fp32 runs' statuses (``other_precision``)."""
     runs = entry.get("runs", [])
     main = [r for r in runs if r["series"] == "default"]
-    values = [r["measured"] for r in main]
+    values = [r["measured"] for r in main if r["measured"] is not None]
     entry["seeds"] = sorted(r["seed"] for r in main)
+    entry["crashed"] = sorted(r["seed"] for r in main if r["status"] == "crashed")
     entry["passed"] = sum(r["status"] == "pass" for r in main)
     entry["pass_rate"] = f"{entry['passed']}/{len(main)}"
-    entry["precision"] = " / ".join(sorted({r["precision"] for r in main}))
+    entry["precision"] = " / ".join(sorted({r["precision"] for r in main if r["status"] != "crashed"}))
     if values:
         entry.update(min=min(values), median=statistics.median(values), max=max(values))
     entry["other_precision"] = {f"{r['precision']} seed {r['seed']}": r["status"] for r in runs
                                 if r["series"] != "default"}
     entry["other_values"] = {f"{r['precision']} seed {r['seed']}": r["measured"] for r in runs
-                             if r["series"] != "default"}
+                             if r["series"] != "default" and r["measured"] is not None}
     return entry
 
 
@@ -94,9 +97,12 @@ def seeds_text(summary: dict | None) -> str:
     if not summary or not summary.get("seeds"):
         return "not run"
     n = len(summary["seeds"])
-    spread = f"{summary['min']:.3g}" if summary["min"] == summary["max"] else f"{summary['min']:.3g} to {summary['max']:.3g}"
+    spread = ("" if "min" not in summary else f" ({summary['min']:.3g})" if summary["min"] == summary["max"]
+              else f" ({summary['min']:.3g} to {summary['max']:.3g})")
     where = f" in {summary['precision']}" if summary.get("precision") else ""
-    text = f"{summary['passed']}/{n} seeds{where} ({spread})"
+    crashed = summary.get("crashed") or []
+    text = f"{summary['passed']}/{n} seeds{where}{spread}" + (
+        f", seed{'s' if len(crashed) > 1 else ''} {', '.join(map(str, crashed))} crashed" if crashed else "")
     other = summary.get("other_precision") or {}
     values = summary.get("other_values") or {}
     by_precision: dict[str, list[str]] = {}
