@@ -372,10 +372,11 @@ def test_an_only_run_refreshes_the_notebooks_it_executes_and_keeps_other_chapter
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 'today'")]), book / "report.ipynb")
     staged = tmp_path / "build" / book.name
     staged.mkdir(parents=True)
+    old = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("an old executed copy")]))
     for name in ("one", "two", "report"):
-        (staged / f"{name}.ipynb").write_text("an old executed copy")
+        (staged / f"{name}.ipynb").write_text(old)
     run_book.stage(book, staged, ["two"])
-    assert (staged / "one.ipynb").read_text() == "an old executed copy"  # another chapter's result stays
+    assert (staged / "one.ipynb").read_text() == old  # another chapter's result stays
     assert (staged / "two.ipynb").read_text() == (book / "two.ipynb").read_text()
     assert (staged / "report.ipynb").read_text() == (book / "report.ipynb").read_text()
 
@@ -851,3 +852,24 @@ def test_pool_workers_end_when_the_build_is_killed(tmp_path):
     while any(alive(w) for w in workers) and time.time() < deadline:
         time.sleep(0.2)
     assert not any(alive(w) for w in workers), f"workers {workers} outlived their killed parent"
+
+
+def test_two_runs_can_share_a_fresh_build_folder_and_a_damaged_copy_is_restaged(tmp_path):
+    """Two `--only` runs started together on one fresh build folder both finish (staging is locked);
+    a staged chapter left truncated (a full disk) is staged afresh, not a raw NotJSONError."""
+    book = _book(tmp_path)
+    for attempt in range(3):
+        build = tmp_path / f"build{attempt}"
+        procs = [subprocess.Popen([sys.executable, str(ROOT / "tools" / "run_book.py"), "--book", str(book), "--build",
+                                   str(build), "--only", name, "--no-html", "--chapters-only"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("one", "two")]
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err[-2000:]
+            assert "FileExistsError" not in err
+    staged = build / book.name / "two.ipynb"
+    staged.write_text(staged.read_text()[:100])  # truncated
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "run_book.py"), "--book", str(book), "--build", str(build),
+                        "--only", "one", "--no-html", "--chapters-only"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "NotJSONError" not in r.stderr, r.stderr[-2000:]
+    nbformat.read(staged, as_version=4)  # staged afresh from the source

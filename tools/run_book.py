@@ -96,15 +96,15 @@ def fill_version(config: dict, version: str, commit: str = "unknown", date: str 
     config.setdefault("parse", {}).setdefault("myst_substitutions", {})["book_version"] = version
 
 
-def prepare_html(staged: Path, ledger_file: Path) -> None:
+def prepare_html(staged: Path, ledger_file: Path, book: Path | None = None) -> None:
     """Edit the staged copy's ``_config.yml`` for the HTML build: local MathJax, claim statuses,
-    the book's version."""
+    the book's version. Which notebooks are chapters is read from the sources (``book``)."""
     cfg_file = staged / "_config.yml"
     config = yaml.safe_load(cfg_file.read_text())
     bundle_mathjax(staged, config)
     fill_version(config, package_version(), git_commit())
     ledger = read_ledger(ledger_file) if ledger_file.exists() else {}
-    fill_statuses(config, ledger, chapters(staged))
+    fill_statuses(config, ledger, chapters(book or staged))
     cfg_file.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
 
@@ -121,13 +121,22 @@ def stage(book: Path, staged: Path, only: list[str] | None = None) -> None:
     for src in book.iterdir():
         if src.name in ("_build", ".ipynb_checkpoints", "__pycache__"):
             continue
-        if (src.suffix == ".ipynb" and src.stem not in only and (staged / src.name).exists()
+        if (src.suffix == ".ipynb" and src.stem not in only and _readable(staged / src.name)
                 and is_chapter(nbformat.read(src, as_version=4))):
-            continue
+            continue  # another chapter's executed copy is kept (a damaged one is staged afresh)
         if src.is_dir():
             shutil.copytree(src, staged / src.name, dirs_exist_ok=True, ignore=ignore)
         else:
             shutil.copy2(src, staged / src.name)
+
+
+def _readable(nb: Path) -> bool:
+    """Whether a staged notebook exists and reads as a notebook (a full disk can leave one truncated)."""
+    try:
+        nbformat.read(nb, as_version=4)
+    except Exception:  # noqa: BLE001 - missing, truncated, not JSON: all mean "stage it afresh"
+        return False
+    return True
 
 
 def execute(nb: Path, parameters: dict, cell_timeout: int | None = None) -> float:
@@ -319,7 +328,8 @@ def main(argv=None) -> int:
         return 2
     book, build = args.book.resolve(), args.build.resolve()
     staged = build / book.name
-    stage(book, staged, args.only)
+    with locked(staged):  # two runs sharing a build folder stage one after the other
+        stage(book, staged, args.only)
     ledger = build / "ledger.json"
     if args.only is None and ledger.exists():
         ledger.unlink()  # a full run starts a fresh ledger: no stale rows
@@ -328,11 +338,13 @@ def main(argv=None) -> int:
         os.environ["GEOMLIB_CACHE"] = str(build / "cache")
     os.environ.setdefault("GEOMLIB_PROGRESS", "0")  # no progress bars in the rendered pages
 
-    chosen = notebooks(staged)
+    # which notebooks there are, and which are chapters, from the sources (a staged copy may be damaged)
+    sources = {p.stem: p for p in notebooks(book)}
+    chosen = [staged / p.name for p in sources.values()]
     if args.only is not None:
         # the report is rebuilt from the ledger on every run, so it never shows stale rows
         chosen = [p for p in chosen if p.stem in args.only
-                  or not (args.chapters_only or is_chapter(nbformat.read(p, as_version=4)))]
+                  or not (args.chapters_only or is_chapter(nbformat.read(sources[p.stem], as_version=4)))]
     chosen = execution_order(chosen)
     timings = {}
     print(f"executing {len(chosen)} notebook(s) with preset={args.preset!r}, seed={args.seed}; ledger: {ledger}")
@@ -341,7 +353,7 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGTERM, _on_sigint)  # a terminated build stops as an interrupted one: said, cells marked
     for nb in chosen:
         _RUNNING["nb"] = nb
-        chapter = is_chapter(nbformat.read(nb, as_version=4))
+        chapter = is_chapter(nbformat.read(sources[nb.stem], as_version=4))
         params = {"preset": args.preset, "seed": args.seed} if chapter else {"ledger": str(ledger)}
         print(f"-> {nb.stem} ...", flush=True)
         try:
@@ -370,7 +382,7 @@ def main(argv=None) -> int:
     jb = Path(sys.executable).parent / "jupyter-book"
     if not jb.exists():
         jb = Path(shutil.which("jupyter-book") or "jupyter-book")
-    prepare_html(staged, ledger)
+    prepare_html(staged, ledger, book)
     index = out / "_build" / "html" / "index.html"
     if index.exists():
         index.unlink()
