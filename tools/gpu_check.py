@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -40,7 +41,7 @@ except ImportError:
     sys.path.insert(0, str(ROOT / "src"))
 
 from geomlib.fileio import write_json_atomic  # noqa: E402
-from geomlib.precision import native_bf16, precision_label, resolve_precision  # noqa: E402
+from geomlib.precision import check_environment, native_bf16, precision_label, resolve_precision  # noqa: E402
 from geomlib.presets import GPT, PATHSTAR_CPU, get_preset  # noqa: E402
 from geomlib.recipes import build_pathstar, pathstar_run, stage_batches  # noqa: E402
 from geomlib.studies import command_line, machine, provenance  # noqa: E402
@@ -85,6 +86,8 @@ def resume_check(cache: Path) -> dict:
             raise Stop
 
     run = _tiny_resumable_run()
+    for folder in ("resumed", "straight"):  # a fresh cache every time: a second check into one --out runs it again
+        shutil.rmtree(cache / folder, ignore_errors=True)
     before = os.environ.get("GEOMLIB_CACHE")
     try:
         os.environ["GEOMLIB_CACHE"] = str(cache / "resumed")
@@ -164,6 +167,11 @@ def main(argv=None) -> int:
         return 2
     if args.budget_s < 1 or args.paper_steps < 1:
         print("error: --budget-s and --paper-steps must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        check_environment()  # e.g. $GEOMLIB_PRECISION: refused here, not in the middle of a part
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
