@@ -91,6 +91,8 @@ def test_length_levers_change_one_edge_stage_lever_each():
         if "frozen" in name:
             assert mixed.freeze_token_embeddings
             mixed = replace(mixed, freeze_token_embeddings=None)
+        if "mixed weight decay" in name:
+            mixed = replace(mixed, weight_decay=book.stages[1].train.weight_decay)
         assert what.startswith("l = 8:") and mixed == book.stages[1].train, name
         assert float(name.split("lr ")[1].split(",")[0]) == cfg.stages[0].train.lr, name
         assert f"{cfg.stages[0].train.steps} steps" in name, name
