@@ -96,3 +96,13 @@ def test_length_levers_change_one_edge_stage_lever_each():
         assert what.startswith("l = 8:") and mixed == book.stages[1].train, name
         assert float(name.split("lr ")[1].split(",")[0]) == cfg.stages[0].train.lr, name
         assert f"{cfg.stages[0].train.steps} steps" in name, name
+
+
+def test_recipe_checks_change_the_one_value_they_name():
+    runs = long_run.recipe_check_runs()
+    book = long_run.PATHSTAR_CPU
+    init, longer = runs["token init 0.02"][1], runs["mixed stage 1500 steps"][1]
+    assert init.model.emb_init_std == 0.02 and replace(init.model, emb_init_std=book.model.emb_init_std) == book.model
+    assert init.stages[0] == book.stages[0] and longer.stages[0] == book.stages[0]
+    assert longer.stages[1].train.steps == 1500
+    assert replace(longer.stages[1].train, steps=300, eval_every=0) == book.stages[1].train

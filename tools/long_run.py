@@ -188,6 +188,23 @@ def length_lever_runs() -> dict[str, tuple[str, PathStarRun]]:
     }
 
 
+def recipe_check_runs() -> dict[str, tuple[str, PathStarRun]]:
+    """The book's path-star run (``PATHSTAR_CPU``) with the one value a reader asks about changed:
+    the token init at the release's N(0, 0.02) (the book's: N(0, 0.0005)), and the mixed stage run
+    on to 1,500 steps (the book's: 300; the same held-then-decayed schedule, stretched), to see
+    where the read-out goes after the chapter's check. Evaluated every 50 mixed steps."""
+    edges, mixed = PATHSTAR_CPU.stages
+    every50 = replace(mixed, train=replace(mixed.train, eval_every=50))
+    base = replace(PATHSTAR_CPU, stages=(edges, every50))
+    return {
+        "token init 0.02": ("the book's path-star run with the release's token init N(0, 0.02)",
+                            replace(base, model=replace(base.model, emb_init_std=0.02))),
+        "mixed stage 1500 steps": ("the book's path-star run with its mixed stage run on to 1,500 steps",
+                                   replace(base, stages=(edges, replace(every50, train=replace(every50.train,
+                                                                                             steps=1500))))),
+    }
+
+
 #: What became of the former headline run (its JSON is replaced by the run above at its first save).
 HEADLINE_SUPERSEDES = ("the former headline_cpu run (the book's l = 5 recipe at d = 10^4, l = 6; tools/headline_cpu.py "
                        "at commit b497fa3) stopped at step 1,100 of its edge stage and was retired: the book has since "
@@ -435,7 +452,7 @@ def stop_here(out: Path, done: dict, reason: str, command: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", nargs="?", choices=["paper_graph", "regime", "d_axis", "length_levers", "headline_cpu", "release", "length",
+    ap.add_argument("run", nargs="?", choices=["paper_graph", "regime", "d_axis", "length_levers", "recipe_checks", "headline_cpu", "release", "length",
                                                "cascade"])
     ap.add_argument("only", nargs="*", help="release: the runs to do (default: all, in order)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -451,7 +468,7 @@ def main(argv=None) -> int:
             "paper_graph": {"the book's run": ("the paper's graph (path-star d = 10^4, l = 6, 50,001 nodes) with the "
                                                "book's path-star run (PATHSTAR_CPU) and its full-batch edge stage, "
                                                "computed exactly by the chunked head", paper_graph_config())},
-            "regime": regime_runs(), "d_axis": d_axis_runs(), "length_levers": length_lever_runs(), "release": release_ablation(), "length": length_runs(), "cascade": cascade_runs()}
+            "regime": regime_runs(), "d_axis": d_axis_runs(), "length_levers": length_lever_runs(), "recipe_checks": recipe_check_runs(), "release": release_ablation(), "length": length_runs(), "cascade": cascade_runs()}
     if args.list or args.run is None:
         for run, table in runs.items():
             for name, (what, _) in table.items():
