@@ -157,12 +157,12 @@ def test_whole_book_executes_builds_and_every_claim_passes(built_book, html):
     # over seeds is on the report page and in its chapter's verdict box
     from geomlib.claims import CHECKS
     from geomlib.robustness import load as robustness
-    from geomlib.robustness import seeds_text
+    from geomlib.robustness import over_seeds
     assert set(ledger) <= set(CHECKS), sorted(set(ledger) - set(CHECKS))
     spread = robustness()
     for cid, row in ledger.items():
         if cid in spread:
-            text = seeds_text(spread[cid]).replace("&", "&amp;")
+            text = over_seeds(cid, spread).replace("&", "&amp;")
             assert text in report, f"report.html: no pass rate for {cid}"
             assert text in (html / f"{row['chapter']}.html").read_text(), f"{row['chapter']}: no pass rate for {cid}"
 

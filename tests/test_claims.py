@@ -110,3 +110,18 @@ def test_a_chapter_check_takes_its_rule_from_checks(tmp_path, monkeypatch):
     assert ch.check("linear_net.few_directions", 1.0, threshold=2.0, paper="p", description="d").threshold == 2.0
     with pytest.raises(ValueError, match="not in geomlib.claims.CHECKS"):
         ch.check("linear_net.nothing", 1.0, paper="p", description="d")
+
+
+def test_claims_read_from_a_shipped_study_say_so_over_seeds():
+    """A claim measured on a shipped study is one run: its 'over seeds' column names the study and
+    never counts that run once per seed."""
+    from pathlib import Path
+
+    from geomlib.claims import CHECKS, FROM_SHIPPED_STUDY
+    from geomlib.robustness import over_seeds
+    root = Path(__file__).resolve().parents[1]
+    for claim, folder in FROM_SHIPPED_STUDY.items():
+        assert claim in CHECKS and (root / folder).is_dir(), claim
+        spread = {claim: {"seeds": [0, 1, 2, 3, 4], "passed": 5, "min": 1.0, "max": 1.0}}
+        assert over_seeds(claim, spread) == f"one shipped study ({folder}): not per seed"
+    assert over_seeds("linear_net.recall", {}) == "not run"

@@ -10,7 +10,7 @@ from pathlib import Path
 from .ledger import read_ledger
 from .robustness import load as robustness
 from .robustness import machine as robustness_machine
-from .robustness import seeds_text
+from .robustness import over_seeds
 
 __all__ = ["Report", "Verdict", "verdict", "report_header", "report_markdown", "chapter_status"]
 
@@ -33,7 +33,7 @@ def _report_rows(ledger: dict[str, dict], spread: dict[str, dict]) -> list[dict]
     source of both renderings."""
     return [dict(cid=cid, description=r["description"], chapter=r["chapter"], status=r["status"],
                  badge=_BADGE.get(r["status"], r["status"]), measured=f"{r['measured']:.4g}",
-                 check=f"{r['op']} {r['threshold']:.4g}", seeds=seeds_text(spread.get(cid)), paper=r["paper"])
+                 check=f"{r['op']} {r['threshold']:.4g}", seeds=over_seeds(cid, spread), paper=r["paper"])
             for cid, r in sorted(ledger.items(), key=lambda kv: (kv[1].get("chapter", ""), kv[0]))]
 
 
@@ -151,7 +151,7 @@ class Verdict:
     def __repr__(self) -> str:
         lines = [f"Verdict for {self.chapter}: {self.status}"]
         lines += [f"  {_BADGE.get(r['status'], r['status'])}  {r['claim']}: measured {r['measured']:.4g} "
-                  f"{r['op']} {r['threshold']:.4g}  over seeds: {seeds_text(self.spread.get(r['claim']))}  "
+                  f"{r['op']} {r['threshold']:.4g}  over seeds: {over_seeds(r['claim'], self.spread)}  "
                   f"(paper: {r['paper']})" for r in self.rows]
         return "\n".join(lines)
 
@@ -164,7 +164,7 @@ class Verdict:
                 e(_BADGE.get(r["status"], r["status"])),
                 f"<code>{e(r['claim'])}</code><br><small>{e(r['description'])}</small>",
                 f"{r['measured']:.4g}", f"{e(r['op'])} {r['threshold']:.4g}",
-                e(seeds_text(self.spread.get(r["claim"]))),
+                e(over_seeds(r["claim"], self.spread)),
                 e(r["paper"]) + (f"<br><small>why not: {e(str(r['details']['known_failure']))}</small>"
                                  if r["status"] != "pass" and r.get("details", {}).get("known_failure") else ""))))
             + "</tr>" for r in self.rows)

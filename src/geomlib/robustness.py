@@ -8,9 +8,9 @@ import json
 import statistics
 from pathlib import Path
 
-from .claims import CHECKS, TENDENCIES, passes
+from .claims import CHECKS, FROM_SHIPPED_STUDY, TENDENCIES, passes
 
-__all__ = ["load", "machine", "tally", "seeds_text"]
+__all__ = ["load", "machine", "tally", "seeds_text", "over_seeds"]
 
 
 class DamagedRobustness(ValueError):
@@ -118,3 +118,12 @@ def seeds_text(summary: dict | None) -> str:
         spread = "" if not vals else f" ({min(vals):.3g})" if min(vals) == max(vals) else f" ({min(vals):.3g} to {max(vals):.3g})"
         parts.append(f"{precision} {ok}/{len(keys)}{spread}")
     return text + ("; " + ", ".join(parts) if parts else "")
+
+
+def over_seeds(claim: str, spread: dict[str, dict]) -> str:
+    """The "over seeds" column for ``claim``: :func:`seeds_text` of its summary, or, for a claim
+    measured on a shipped study (:data:`geomlib.claims.FROM_SHIPPED_STUDY`), the study it reads:
+    one run, the same on every seed, not counted as several."""
+    if claim in FROM_SHIPPED_STUDY:
+        return f"one shipped study ({FROM_SHIPPED_STUDY[claim]}): not per seed"
+    return seeds_text(spread.get(claim))
