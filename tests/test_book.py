@@ -196,7 +196,7 @@ def test_a_chapter_executes_after_the_one_that_trains_its_runs_in_a_pool():
 
     from geomlib.cache import config_hash
     from geomlib.presets import get_preset
-    from geomlib.recipes import run_key
+    from geomlib.runkeys import run_key
     from geomlib.sweep import phase_diagram_cells
 
     def key(run):

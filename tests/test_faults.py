@@ -558,7 +558,8 @@ def test_a_killed_run_resumes_after_the_library_changes_and_records_both_session
     """An edit to the code that changes numbers (or a torch upgrade) used to rename the checkpoint,
     so the same command started again from step 0 without a word."""
     from geomlib import provenance
-    from geomlib.recipes import checkpoint_path, pathstar_run
+    from geomlib.checkpoints import checkpoint_path
+    from geomlib.recipes import pathstar_run
     monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
     run = _long_tiny_run()
     with pytest.raises(_Killed):
@@ -637,7 +638,8 @@ def test_editing_a_module_that_cannot_change_numbers_keeps_every_cache_key(tmp_p
 
 
 def test_a_checkpoint_of_another_run_is_refused(tmp_path, monkeypatch):
-    from geomlib.recipes import CheckpointError, checkpoint_path, pathstar_run
+    from geomlib.checkpoints import CheckpointError, checkpoint_path
+    from geomlib.recipes import pathstar_run
     monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
     a, b = _long_tiny_run(), _long_tiny_run(d=9)
     with pytest.raises(_Killed):
@@ -650,7 +652,8 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("content", [b"", b"garbage, not a checkpoint", None])
 def test_a_damaged_checkpoint_is_named_with_what_to_do(tmp_path, monkeypatch, content):
-    from geomlib.recipes import CheckpointError, checkpoint_path, pathstar_run
+    from geomlib.checkpoints import CheckpointError, checkpoint_path
+    from geomlib.recipes import pathstar_run
     monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
     run = _long_tiny_run()
     path = checkpoint_path(run)
@@ -813,8 +816,8 @@ def test_pool_workers_end_when_the_build_is_killed(tmp_path):
     each worker starts with geomlib.processes.die_with_parent, the initializer the library's pool uses."""
     import inspect
 
-    from geomlib import recipes
-    assert "initializer=die_with_parent" in inspect.getsource(recipes._single_threaded_runs)
+    from geomlib import processes
+    assert "initializer=die_with_parent" in inspect.getsource(processes.single_threaded_runs)
     pids = tmp_path / "pids"
     code = f"""
         import multiprocessing, os, pathlib, time

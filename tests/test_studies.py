@@ -65,7 +65,7 @@ def test_no_tool_or_benchmark_writes_provenance_fields_by_hand():
     hand = re.compile(r"\"(hardware|commit|cpu|library)\": *(hardware|git_commit|library_fingerprint)\(")
     offenders = [str(p.relative_to(ROOT)) for folder in ("benchmarks", "tools", "src/geomlib")
                  for p in (ROOT / folder).rglob("*.py")
-                  if p.name not in ("studies.py", "recipes.py") and hand.search(p.read_text())]  # recipes: a trainer session
+                  if p.name not in ("studies.py", "checkpoints.py") and hand.search(p.read_text())]  # checkpoints: a session
     assert not offenders, f"provenance written by hand in {offenders}; use geomlib.studies.provenance / machine"
 
 

@@ -399,7 +399,8 @@ def test_a_training_step_reads_its_target_counts_without_the_device(monkeypatch)
 def test_a_checkpoint_is_loaded_onto_the_cpu_and_keeps_the_cuda_generator(tmp_path, monkeypatch):
     """Resuming on CUDA loaded the checkpoint with map_location=<cuda>, which moved the saved CPU
     generator states to the GPU, where ``set_state`` refuses them; the CUDA generator was not saved."""
-    from geomlib.recipes import checkpoint_path, pathstar_run
+    from geomlib.checkpoints import checkpoint_path
+    from geomlib.recipes import pathstar_run
     monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
     run = _tiny_run(precision="fp32")
 
@@ -422,14 +423,14 @@ def test_a_checkpoint_is_loaded_onto_the_cpu_and_keeps_the_cuda_generator(tmp_pa
 def test_tiny_graph_jobs_on_a_gpu_run_in_this_process(tmp_path, monkeypatch):
     """On a GPU, one worker process per core would each pay for a CUDA context and hand a CUDA
     model back from a process that then exits."""
-    from geomlib import recipes
+    from geomlib import processes, recipes
     from geomlib.graphs import cycle
     from geomlib.presets import EdgeRecipe, Linear
 
     def no_pool(*a, **kw):
         raise AssertionError("a worker pool was started on a GPU")
-    monkeypatch.setattr(recipes, "default_device", lambda: torch.device("cuda"))
-    monkeypatch.setattr(recipes, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(processes, "default_device", lambda: torch.device("cuda"))
+    monkeypatch.setattr(processes, "ProcessPoolExecutor", no_pool)
     monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
     monkeypatch.setattr(recipes, "edge_run", lambda g, r, s, **kw: ("here", s))
     recipe = EdgeRecipe(Linear(width=16), TrainConfig(steps=3, lr=1e-2))
@@ -459,13 +460,13 @@ def test_a_runs_node2vec_init_is_recorded_with_its_precision_wherever_it_trained
 
 def test_path_star_jobs_on_a_gpu_run_in_this_process(tmp_path, monkeypatch):
     """As for tiny-graph jobs: on a GPU a sweep's cells run here, one after the other."""
-    from geomlib import recipes
+    from geomlib import processes, recipes
 
     def no_pool(*a, **kw):
         raise AssertionError("a worker pool was started on a GPU")
     monkeypatch.setenv("GEOMLIB_CACHE", str(tmp_path))
-    monkeypatch.setattr(recipes, "default_device", lambda: torch.device("cuda"))
-    monkeypatch.setattr(recipes, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(processes, "default_device", lambda: torch.device("cuda"))
+    monkeypatch.setattr(processes, "ProcessPoolExecutor", no_pool)
     monkeypatch.setattr(recipes, "pathstar_run", lambda run, seed, **kw: ("here", run.d, seed))
     jobs = [(_tiny_run(d=d), s) for d, s in ((8, 0), (9, 1), (10, 2))]
     assert recipes.pathstar_runs(jobs) == [("here", 8, 0), ("here", 9, 1), ("here", 10, 2)]
@@ -485,7 +486,7 @@ def test_long_path_star_runs_are_resumable_by_default(tmp_path, monkeypatch):
     asked = []
     monkeypatch.setattr(recipes, "build_pathstar", lambda run, seed=0: (None, None))
     monkeypatch.setattr(recipes, "cached_run", no_training)
-    monkeypatch.setattr(recipes, "checkpoint_path", lambda run, seed=0: asked.append(run) or tmp_path / "c")
+    monkeypatch.setattr(recipes, "checkpoint_for", lambda key: asked.append(key) or tmp_path / "c")
     for preset, resumable in (("cpu", False), ("paper", True)):
         asked.clear()
         with pytest.raises(Enough):

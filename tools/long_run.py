@@ -36,10 +36,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from geomlib.checkpoints import CheckpointError, checkpoint_path
 from geomlib.fileio import write_json_atomic
 from geomlib.presets import PATHSTAR_CPU, PATHSTAR_L5_CPU, PATHSTAR_L6_CPU, RELEASE_RECIPE, PathStarRun, plain
 from geomlib.provenance import git_commit
-from geomlib.recipes import CheckpointError, checkpoint_path, pathstar_run
+from geomlib.recipes import pathstar_run
 from geomlib.studies import provenance
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,8 +20,8 @@ __all__ = ["git_commit", "hardware", "library_fingerprint", "NUMERIC_MODULES", "
 # tests/test_faults.py requires every module of the package to be listed in exactly one of the two.
 NUMERIC_MODULES = ("evaluate", "geometry", "graphs", "models", "precision", "recipes", "spectral", "specs", "tasks",
                    "train")
-OTHER_MODULES = ("__init__", "cache", "chapter", "claims", "fileio", "ledger", "plots", "presets", "processes",
-                 "provenance", "report", "robustness", "studies", "sweep", "validate")
+OTHER_MODULES = ("__init__", "cache", "chapter", "checkpoints", "claims", "fileio", "ledger", "plots", "presets",
+                 "processes", "provenance", "report", "robustness", "runkeys", "studies", "sweep", "validate")
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,107 +17,26 @@ from __future__ import annotations
 
 import inspect
 import json
-import multiprocessing
-import os
-import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .cache import cache_root, cached_run, config_hash, is_cached
+from .cache import cached_run
+from .checkpoints import checkpoint_for, load_checkpoint, session
 from .evaluate import edge_metrics, pathstar_metrics
 from .fileio import write_torch_atomic
 from .graphs import Graph
 from .models import build_model
-from .precision import precision_label
-from .processes import die_with_parent
-from .specs import EdgeRecipe, InContextRun, PathStarRun, Stage, plain
+from .processes import single_threaded_runs
+from .runkeys import run_key
+from .specs import EdgeRecipe, InContextRun, PathStarRun, Stage
 from .tasks import PathStarTask, Vocab, edge_examples, pathstar_task
 from .train import History, default_device, note_precisions, set_seed, train
 
 __all__ = ["stage_batches", "run_recipe", "build_pathstar", "train_pathstar", "pathstar_run", "pathstar_runs", "edge_run", "edge_runs",
-           "incontext_run", "run_key", "checkpoint_path", "CheckpointError", "CODE_FIELDS", "LONG_RUN_STEPS"]
-
-
-def run_key(kind: str, config, seed: int, precision: str) -> dict:
-    """What a cached run depends on: its kind, its full typed config (as data: every value,
-    including any preset it embeds, such as a Node2Vec start), the seed, the precision it actually
-    runs in ("auto" resolved on this machine) and the device (the run's *identity*), and the thread
-    count, the torch version and a fingerprint of the geomlib code that changes numbers (the
-    *code* it runs under: a change to the trainer or a metric recomputes). The precision is what
-    the run computes on this device (``"bf16 (rounded)"`` differs from native ``"bf16"`` in the
-    last bits), so a cache shared between machines keeps them apart."""
-    from .provenance import library_fingerprint
-
-    return {"experiment": kind, "config": plain(config), "seed": seed, "threads": torch.get_num_threads(),
-            "precision": precision_label(precision), "device": default_device().type, "torch": torch.__version__, "geomlib": library_fingerprint()}
-
-
-#: The parts of a run key that say which code and machine ran it, not which run it is: a
-#: checkpoint written under other values may be continued (with a message, and each session recorded).
-CODE_FIELDS = ("threads", "torch", "geomlib")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be continued: unreadable, or written for another run."""
-
-
-def checkpoint_path(run: PathStarRun, seed: int = 0) -> Path:
-    """Where a resumable path-star run keeps its state: ``<cache>/pathstar-<hash>.ckpt``, named by
-    the run's identity only (config, seed, precision, device), so that an edit to the library or a
-    new torch finds the same checkpoint instead of silently starting again from step 0."""
-    key = run_key("pathstar", run, seed, run.precision)
-    return cache_root() / f"pathstar-{config_hash(_identity(key))}.ckpt"
-
-
-def _identity(key: dict) -> dict:
-    return {k: v for k, v in key.items() if k not in CODE_FIELDS}
-
-
-def _session(key: dict | None, step: int) -> dict:
-    from .provenance import git_commit
-
-    code = json.loads(json.dumps({k: key[k] for k in CODE_FIELDS if k in key}, default=str)) if key else {}
-    return {"from_step": step, "commit": git_commit(), **code}
-
-
-def _load_checkpoint(path: Path, key: dict | None) -> dict:
-    """The state saved at ``path``, checked: readable, a run checkpoint, and (given ``key``) written
-    for the same run. Another code version is allowed and announced; anything else is refused with
-    what to do."""
-    start_over = f"to start the run over from step 0, delete it: rm '{path}'"
-    try:
-        # onto the CPU whatever the run's device: the random-generator states must stay CPU tensors
-        # (``set_state`` refuses CUDA ones); the model and optimizer copy theirs onto the device on load
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any damage (truncated, garbage, not torch's): name the file, what to do
-        raise CheckpointError(f"checkpoint {path} cannot be read (torch.load: {type(e).__name__}; truncated or "
-                              f"not a checkpoint); {start_over}") from None
-    if not isinstance(saved, dict) or not {"model", "history", "stage", "train"} <= saved.keys():
-        raise CheckpointError(f"checkpoint {path} cannot be read as a run's state (it lacks the model, history, stage "
-                              f"or trainer state); {start_over}")
-    if key is None:
-        return saved
-    theirs = saved.get("key")
-    if not isinstance(theirs, dict):
-        raise CheckpointError(f"checkpoint {path} does not say which run wrote it (an older geomlib), so it cannot "
-                              f"be checked against this run; {start_over}")
-    mine = json.loads(json.dumps(_identity(key), sort_keys=True, default=str))
-    if _identity(theirs) != mine:
-        differ = sorted(k for k in set(mine) | set(_identity(theirs)) if mine.get(k) != theirs.get(k))
-        raise CheckpointError(f"checkpoint {path} was written for another run (it differs in {', '.join(differ)}); "
-                              f"it is not continued. {start_over[0].upper()}{start_over[1:]}")
-    code = {k: (theirs.get(k), key[k]) for k in CODE_FIELDS if theirs.get(k) != key[k]}
-    if code:
-        was = ", ".join(f"{k} {a}" for k, (a, _) in code.items())
-        now = ", ".join(f"{k} {b}" for k, (_, b) in code.items())
-        print(f"{path.name} was written by other code ({was}); this is {now}. Continuing it: each session's commit "
-              f"and versions are recorded in the run's history (meta['sessions']). {start_over[0].upper()}"
-              f"{start_over[1:]}.")
-    return saved
+           "incontext_run", "LONG_RUN_STEPS"]
 
 
 def stage_batches(task: PathStarTask, data: str, batch: int | None, path_fraction: float | None):
@@ -150,13 +69,13 @@ def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: tuple[Stage, 
     ``checkpoint``: a file where the run's state (model, history, stage, trainer state and
     ``checkpoint_key``, the run's key) is saved after every evaluation; when it exists, the run
     resumes from it, exactly where it stopped. A checkpoint of another run (its key's identity
-    differs) or an unreadable one raises :class:`CheckpointError` naming the file; one written by
+    differs) or an unreadable one raises :class:`~geomlib.checkpoints.CheckpointError` naming the file; one written by
     other code is continued, and every session (from which step, commit, library, torch, threads)
     is listed in ``history.meta["sessions"]``. ``on_checkpoint(history)`` is called after each save
     (e.g. to publish the curve so far)."""
     history, start_stage, resume = History(meta=dict(meta or {})), 0, None
     if checkpoint is not None and Path(checkpoint).exists():
-        saved = _load_checkpoint(Path(checkpoint), checkpoint_key)
+        saved = load_checkpoint(Path(checkpoint), checkpoint_key)
         model.load_state_dict(saved["model"])
         history, start_stage, resume = History.from_dict(saved["history"]), saved["stage"], saved["train"]
         print(f"resuming from {Path(checkpoint).name}: stage {start_stage + 1}, step "
@@ -165,7 +84,7 @@ def run_recipe(model: torch.nn.Module, task: PathStarTask, stages: tuple[Stage, 
         print(f"no checkpoint of this run yet: starting at step 0 (saving to {Path(checkpoint).name})")
     if checkpoint is not None:
         history.meta.setdefault("sessions", []).append(
-            _session(checkpoint_key, int(history.rows[-1]["step"]) if history.rows else 0))
+            session(checkpoint_key, int(history.rows[-1]["step"]) if history.rows else 0))
 
     def save(stage: int, train_state: dict | None) -> None:
         write_torch_atomic(checkpoint, {"model": model.state_dict(), "history": history.to_dict(), "stage": stage,
@@ -251,18 +170,18 @@ def pathstar_run(run: PathStarRun, seed: int = 0, *, retrain: bool = False, prog
     geomlib's source: two chapters asking for the same run share one entry; any change recomputes.
     ``on_eval(row)`` sees every evaluation row (logging). ``resumable`` (default: when the run has
     at least :data:`LONG_RUN_STEPS` steps, as the ``paper`` presets' runs do; ``True`` for any run): the
-    run's state is saved in the cache after every evaluation (:func:`checkpoint_path`) and a run
+    run's state is saved in the cache after every evaluation (:func:`~geomlib.checkpoints.checkpoint_path`) and a run
     started again with the same configuration continues from there, after an edit to the library
     or a torch upgrade too (announced, each session recorded in ``meta["sessions"]``); a checkpoint
-    of another run or an unreadable one is refused (:class:`CheckpointError`) before any training.
+    of another run or an unreadable one is refused (:class:`~geomlib.checkpoints.CheckpointError`) before any training.
     ``on_checkpoint(history)`` sees the history after each save."""
     if not isinstance(run, PathStarRun):
         raise TypeError(f"pathstar_run takes a geomlib.specs.PathStarRun, got {type(run).__name__}")
     task, model = build_pathstar(run, seed)
-    key = run_key("pathstar", run, seed, run.precision)
+    key = run_key("pathstar", run, seed, run.precision)  # built once: the cache entry's and the checkpoint's
     if resumable is None:
         resumable = sum(st.train.steps for st in run.stages) >= LONG_RUN_STEPS
-    ckpt = checkpoint_path(run, seed) if resumable else None
+    ckpt = checkpoint_for(key) if resumable else None
 
     def fit(m):
         return train_pathstar(m, task, run, seed, stop=_stop_rule(run, on_eval), progress=progress, checkpoint=ckpt,
@@ -302,51 +221,9 @@ def pathstar_runs(jobs, *, workers: int | None = None, progress=None) -> list[tu
     for run, _ in jobs:  # bad input fails here, before any process starts
         if not isinstance(run, PathStarRun):
             raise TypeError(f"pathstar_runs takes geomlib.specs.PathStarRun runs, got {type(run).__name__}")
-    return _single_threaded_runs(jobs, "pathstar", key=lambda job: run_key("pathstar", *job, job[0].precision),
+    return single_threaded_runs(jobs, "pathstar", key=lambda job: run_key("pathstar", *job, job[0].precision),
                                  work=_pathstar_job, here=lambda job: pathstar_run(*job, progress=progress),
                                  cost=lambda job: _cost(job[0]), workers=workers, progress=progress)
-
-
-def _single_threaded_runs(jobs: list, kind: str, *, key, work, here, cost, workers: int | None, progress) -> list:
-    """What :func:`pathstar_runs` and :func:`edge_runs` share: with this process single-threaded
-    (so that every key names one thread), the distinct jobs not yet in the cache (``key(job)``,
-    cache ``kind``) go to ``workers`` spawned processes, costliest first (``work(job)`` in a
-    worker); then every job is taken from what the workers returned, or from ``here(job)`` (the
-    cache, or training in this process: one job, one worker, or a GPU). Results are in the order of
-    ``jobs``; the last item of each is its history."""
-    from .train import _progress_enabled
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run_keys = [key(job) for job in jobs]
-        keys = [config_hash(k) for k in run_keys]
-        first = {k: i for i, k in reversed(list(enumerate(keys)))}  # one job per distinct run
-        todo = sorted((i for i in first.values() if not is_cached(kind, run_keys[i])), key=lambda i: -cost(jobs[i]))
-        workers = min(len(todo), cpu_cores()) if workers is None else workers
-        if default_device().type != "cpu":
-            workers = 1  # on a GPU every worker would pay for its own CUDA context and hand a CUDA model
-            # back through the pool from a process that then exits; one process runs them all there
-        done = {}
-        if workers > 1 and len(todo) > 1:
-            from tqdm.auto import tqdm
-
-            with tqdm(total=len(todo), desc=f"{kind} runs, {workers} at a time", file=sys.stderr,
-                      disable=not _progress_enabled(progress)) as bar, \
-                    ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=die_with_parent) as pool:  # no orphan if this process is killed
-                futures = {pool.submit(work, jobs[i]): i for i in todo}
-                for f in as_completed(futures):
-                    done[futures[f]] = f.result()
-                    bar.update(1)
-        for result in done.values():  # trained in a worker: recorded here, for the chapter's ledger rows
-            note_precisions(result[-1])
-        for i in first.values():
-            if i not in done:
-                done[i] = here(jobs[i])
-        return [done[first[k]] for k in keys]
-    finally:
-        torch.set_num_threads(threads)
 
 
 def timed_pathstar_run(run: PathStarRun, seed: int, max_seconds: float, on_eval=None, progress=None):
@@ -437,14 +314,6 @@ def _edge_job(job: tuple) -> tuple:
     return edge_run(graph, recipe, seed, **kwargs, cache=True)
 
 
-def cpu_cores() -> int:
-    """The CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def edge_runs(jobs, *, workers: int | None = None) -> list[tuple]:
     """Many independent :func:`edge_run` calls, ``jobs = [(graph, recipe, seed, kwargs), ...]``,
     each single-threaded and spread over ``workers`` processes (default: one per CPU core; on a
@@ -461,7 +330,7 @@ def edge_runs(jobs, *, workers: int | None = None) -> list[tuple]:
         if not isinstance(job[0], Graph):
             raise TypeError(f"edge_runs takes geomlib.graphs.Graph graphs, got {type(job[0]).__name__}")
         _edge_options(job)  # an option edge_run does not take is a TypeError here
-    return _single_threaded_runs(
+    return single_threaded_runs(
         jobs, "edge", key=lambda job: _edge_key(*job[:3], **_edge_options(job)), work=_edge_job,
         here=lambda job: edge_run(*job[:3], **job[3], cache=True), cost=lambda job: job[1].train.steps,
         workers=workers, progress=None)
