@@ -100,7 +100,7 @@ class Chapter:
 
     def check(self, claim: str, measured: float, *, threshold: float | None = None, **kwargs) -> ClaimResult:
         """:func:`~geomlib.claims.check_claim` with this chapter's name, preset and seed, and the
-        claim's rule from :data:`~geomlib.claims.CHECKS` (written there once, beside its negative
+        claim's rule from ``geomlib.claims.CHECKS`` (written there once, beside its negative
         case). ``threshold``: only for a claim whose rule is computed from the run (CHECKS names it in
         words, e.g. ``"chance 1/d + 0.1"``)."""
         if claim not in CHECKS:

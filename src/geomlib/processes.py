@@ -47,7 +47,7 @@ def cpu_cores() -> int:
 
 
 def single_threaded_runs(jobs: list, kind: str, *, key, work, here, cost, workers: int | None, progress) -> list:
-    """What :func:`pathstar_runs` and :func:`edge_runs` share: with this process single-threaded
+    """What :func:`~geomlib.recipes.pathstar_runs` and :func:`~geomlib.recipes.edge_runs` share: with this process single-threaded
     (so that every key names one thread), the distinct jobs not yet in the cache (``key(job)``,
     cache ``kind``) go to ``workers`` spawned processes, costliest first (``work(job)`` in a
     worker); then every job is taken from what the workers returned, or from ``here(job)`` (the

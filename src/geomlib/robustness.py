@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .claims import CHECKS, FROM_SHIPPED_STUDY, TENDENCIES, passes
 
-__all__ = ["load", "machine", "tally", "seeds_text", "over_seeds"]
+__all__ = ["load", "machine", "tally", "seeds_text", "over_seeds", "DamagedRobustness"]
 
 
 class DamagedRobustness(ValueError):
@@ -122,7 +122,7 @@ def seeds_text(summary: dict | None) -> str:
 
 def over_seeds(claim: str, spread: dict[str, dict]) -> str:
     """The "over seeds" column for ``claim``: :func:`seeds_text` of its summary, or, for a claim
-    measured on a shipped study (:data:`geomlib.claims.FROM_SHIPPED_STUDY`), the study it reads:
+    measured on a shipped study (``geomlib.claims.FROM_SHIPPED_STUDY``), the study it reads:
     one run, the same on every seed, not counted as several."""
     if claim in FROM_SHIPPED_STUDY:
         return f"one shipped study ({FROM_SHIPPED_STUDY[claim]}): not per seed"
