@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import nbformat
-from notebooks import BADGE_TAG, INSTALL_TAG, _is, install_source
+from notebooks import BADGE_TAG, BOOK, INSTALL_TAG, _is, install_source
 
 # {glue}`name`, {glue:}`name`, {glue:text}`name` and {glue:text}`name:.2f`
 GLUE_ROLE = re.compile(r"\{glue(?::text|:)?\}`([^`:]+)(?::([^`]*))?`")
@@ -80,8 +80,7 @@ def reader_copy(executed: Path, *, commit: str, seconds: float | None, machine: 
         f"**Reader-ready copy**: executed by the book's build of {date} from commit `{commit[:12]}`; every number "
         f"in the text is filled in and every output is that build's.{took} Running the first cell installs geomlib "
         "at that commit.", metadata={"tags": [BADGE_TAG]})
-    install = nbformat.v4.new_code_cell(install_source(book, ref=commit) if book else install_source(ref=commit),
-                                        metadata={"tags": [INSTALL_TAG]})
+    install = nbformat.v4.new_code_cell(install_source(book or BOOK, ref=commit), metadata={"tags": [INSTALL_TAG]})
     cells = []
     for i, cell in enumerate(nb.cells):
         if _is(cell, BADGE_TAG) or _is(cell, INSTALL_TAG) or _is(cell, "injected-parameters"):
@@ -93,9 +92,8 @@ def reader_copy(executed: Path, *, commit: str, seconds: float | None, machine: 
             for out in cell.outputs:
                 if out.get("metadata", {}).get("scrapbook"):
                     continue  # a glued value: it is in the text now
-                for key in ("text",):
-                    if key in out:
-                        out[key] = _scrub(out[key], folders)
+                if "text" in out:
+                    out["text"] = _scrub(out["text"], folders)
                 for mime, data in out.get("data", {}).items():
                     if isinstance(data, str) and not mime.startswith("image/"):
                         out["data"][mime] = _scrub(data, folders)
@@ -103,7 +101,6 @@ def reader_copy(executed: Path, *, commit: str, seconds: float | None, machine: 
                     out["traceback"] = [_scrub(t, folders) for t in out["traceback"]]
                 kept.append(out)
             cell.outputs = kept
-            cell.metadata.pop("papermill", None)
         cell.metadata.pop("papermill", None)
         cells.append(cell)
     nb.cells = [header, install] + cells
